@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+#include "cs_hash.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <string.h>
+
+static const char hexdig[] = "0123456789abcdef";
+
+static void
+to_hex(const unsigned char *in, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hexdig[in[i] >> 4];
+        out[2 * i + 1] = hexdig[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+void
+cs_sha256_hex(const void *data, size_t len, char out[CS_SHA256_HEX_LEN + 1])
+{
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+    to_hex(md, 32, out);
+}
+
+void
+cs_content_hash(const void *data, size_t len, char out[CS_CONTENT_HASH_LEN + 1])
+{
+    memcpy(out, "sha256:", 7);
+    cs_sha256_hex(data, len, out + 7);
+}
+
+cs_err
+cs_random_bytes(void *buf, size_t len)
+{
+    if (RAND_bytes(buf, (int)len) != 1)
+        return CS_EIO;
+    return CS_OK;
+}
+
+cs_err
+cs_random_hex(char *out, size_t nbytes)
+{
+    unsigned char raw[64];
+    if (nbytes > sizeof(raw))
+        return CS_EINVAL;
+    if (cs_random_bytes(raw, nbytes) != CS_OK)
+        return CS_EIO;
+    to_hex(raw, nbytes, out);
+    return CS_OK;
+}
+
+cs_err
+cs_token_new(char *out, size_t outlen)
+{
+    static const char b64u[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    unsigned char raw[33]; /* 32 random + 1 pad byte for the 3-byte loop */
+    size_t o = 0;
+
+    if (outlen < 44)
+        return CS_EINVAL;
+    if (cs_random_bytes(raw, 32) != CS_OK)
+        return CS_EIO;
+    raw[32] = 0;
+    for (size_t i = 0; i < 33; i += 3) {
+        unsigned v = (unsigned)raw[i] << 16 | (unsigned)raw[i + 1] << 8 |
+                     raw[i + 2];
+        out[o++] = b64u[(v >> 18) & 63];
+        out[o++] = b64u[(v >> 12) & 63];
+        out[o++] = b64u[(v >> 6) & 63];
+        out[o++] = b64u[v & 63];
+    }
+    out[43] = '\0'; /* 32 bytes -> 43 base64url chars */
+    return CS_OK;
+}
+
+bool
+cs_ct_equal(const void *a, const void *b, size_t len)
+{
+    return CRYPTO_memcmp(a, b, len) == 0;
+}

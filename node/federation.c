@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT
+ * federation.c: federation events out of the local feed. */
+#include "federation.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cs_json.h"
+#include "cs_uri.h"
+#include "versions.h"
+
+static const char b64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static char *
+base64_encode(const unsigned char *in, size_t n)
+{
+    size_t o = 0;
+    char *out = malloc(4 * ((n + 2) / 3) + 1);
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)in[i] << 16;
+        if (i + 1 < n)
+            v |= (unsigned)in[i + 1] << 8;
+        if (i + 2 < n)
+            v |= in[i + 2];
+        out[o++] = b64[(v >> 18) & 63];
+        out[o++] = b64[(v >> 12) & 63];
+        out[o++] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < n ? b64[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return out;
+}
+
+cs_err
+cs_fed_event(cs_store *s, sqlite3 *db, int64_t seq, const char *body,
+             bool full, size_t *payload_bytes, json_t **out, cs_errbuf *eb)
+{
+    json_t *ev = NULL;
+    sqlite3_stmt *st;
+    cs_err rv;
+    const char *uri, *vid;
+
+    if (payload_bytes != NULL)
+        *payload_bytes = 0;
+    rv = cs_json_parse(body, strlen(body), &ev, eb);
+    if (rv != CS_OK)
+        return rv;
+    json_object_set_new(ev, "seq", json_integer(seq));
+    uri = json_string_value(json_object_get(ev, "artifact_uri"));
+    vid = json_string_value(json_object_get(ev, "version_id"));
+    if (uri == NULL || vid == NULL) {
+        json_decref(ev);
+        return cs_errf(eb, CS_EPROTO, "stored event %lld is incomplete",
+                       (long long)seq);
+    }
+    st = cs_stmt(db, "SELECT a.name, v.payload_state FROM artifact_versions v"
+                     " JOIN artifacts a ON a.uri = v.uri"
+                     " WHERE v.version_id = ?1");
+    if (st == NULL) {
+        json_decref(ev);
+        return cs_db_err(db, SQLITE_ERROR, eb);
+    }
+    sqlite3_bind_text(st, 1, vid, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        const char *ps = (const char *)sqlite3_column_text(st, 1);
+        json_object_set_new(ev, "name", name ? json_string(name) : json_null());
+        if (ps != NULL)
+            json_object_set_new(ev, "payload_state", json_string(ps));
+    }
+    sqlite3_reset(st);
+    if (full && !json_is_true(json_object_get(ev, "deleted")) &&
+        strcmp(json_string_value(json_object_get(ev, "payload_state"))
+                   ? json_string_value(json_object_get(ev, "payload_state"))
+                   : "",
+               "inline") == 0) {
+        const char *hash = json_string_value(json_object_get(ev, "content_hash"));
+        char *data = NULL;
+        size_t len = 0;
+        if (hash != NULL && cs_blob_get(s, db, hash, &data, &len, NULL) == CS_OK) {
+            json_t *p;
+            if (cs_utf8_valid(data, len) && memchr(data, '\0', len) == NULL) {
+                p = json_pack("{s:s,s:s%}", "encoding", "utf8", "data", data,
+                              len);
+            } else {
+                char *enc = base64_encode((unsigned char *)data, len);
+                p = enc ? json_pack("{s:s,s:s}", "encoding", "base64", "data",
+                                    enc)
+                        : NULL;
+                free(enc);
+            }
+            free(data);
+            if (p == NULL) {
+                json_decref(ev);
+                return CS_ENOMEM;
+            }
+            json_object_set_new(ev, "payload", p);
+            if (payload_bytes != NULL)
+                *payload_bytes = len;
+        }
+    }
+    *out = ev;
+    return CS_OK;
+}
+
+bool
+cs_fed_patterns_match(const char *list, const char *uri)
+{
+    char pat[1100];
+    const char *p = list;
+    if (list == NULL || *list == '\0')
+        return true;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n < sizeof(pat)) {
+            memcpy(pat, p, n);
+            pat[n] = '\0';
+            if (cs_pattern_match(pat, uri))
+                return true;
+        }
+        if (e == NULL)
+            break;
+        p = e + 1;
+    }
+    return false;
+}
+
+cs_err
+cs_fed_patterns_validate(const char *list, cs_errbuf *eb)
+{
+    char pat[1100];
+    const char *p = list;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == 0 || n >= sizeof(pat))
+            return cs_errf(eb, CS_EINVAL, "empty or oversize pattern in list");
+        memcpy(pat, p, n);
+        pat[n] = '\0';
+        if (cs_pattern_validate(pat, eb) != CS_OK)
+            return CS_EINVAL;
+        if (e == NULL)
+            break;
+        p = e + 1;
+    }
+    return CS_OK;
+}

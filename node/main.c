@@ -1,0 +1,405 @@
+/* SPDX-License-Identifier: MIT
+ * main.c: ctxsync-node: `init` creates a data directory and the admin,
+ * `serve` runs the node until SIGINT/SIGTERM, then drains and exits 0. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "cs_json.h"
+#include "cs_log.h"
+#include "node.h"
+#include "sse.h"
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+            "usage: ctxsync-node init --data DIR --node-id ID --region R "
+            "--admin NAME\n"
+            "       ctxsync-node serve --data DIR [--listen HOST:PORT]\n"
+            "           [--auth token|header] [--allow-insecure-header-auth]\n"
+            "           [--max-body BYTES] [--keepalive SECONDS] "
+            "[--sse-max-lag N]\n"
+            "           [--workers N] [--sync full|normal] "
+            "[--blob-inline-max BYTES]\n"
+            "           [--log-format text|json] [--ready-file FILE]\n"
+            "       ctxsync-node --help | --version\n"
+            "\n"
+            "init creates DIR with the database, the node identity and an "
+            "admin actor\n"
+            "(admin on **) and prints {node_id, region, epoch, actor_id, "
+            "token} once.\n"
+            "serve listens on 127.0.0.1:4111 by default; port 0 picks a free "
+            "port\n"
+            "(written to --ready-file when listening).\n");
+}
+
+static bool
+parse_size(const char *s, size_t *out)
+{
+    char *end = NULL;
+    unsigned long long v;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v == 0)
+        return false;
+    *out = (size_t)v;
+    return true;
+}
+
+static bool
+valid_name(const char *s)
+{
+    if (s == NULL || *s == '\0' || strlen(s) > 64)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' || *s == '.'))
+            return false;
+    return true;
+}
+
+/* ---- init ---- */
+
+typedef struct init_ctx {
+    const char *admin;
+    char token_id[40], token[44], grant_id[40];
+} init_ctx;
+
+static cs_err
+init_admin(cs_tx *tx, void *arg, cs_errbuf *eb)
+{
+    init_ctx *c = arg;
+    cs_err rv = cs_actor_create_tx(tx, c->admin, "human", c->admin, NULL,
+                                   NULL, eb);
+    if (rv == CS_OK)
+        rv = cs_grant_create_tx(tx, c->admin, NULL, "**", CS_OP_ADMIN,
+                                c->admin, c->grant_id, eb);
+    if (rv == CS_OK)
+        rv = cs_token_issue(tx, c->admin, c->token_id, c->token, eb);
+    return rv;
+}
+
+static int
+cmd_init(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"data", required_argument, NULL, 'd'},
+        {"node-id", required_argument, NULL, 'n'},
+        {"region", required_argument, NULL, 'r'},
+        {"admin", required_argument, NULL, 'a'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *data = NULL, *node_id = NULL, *region = NULL, *admin = NULL;
+    cs_errbuf eb = {{0}};
+    cs_store *s = NULL;
+    cs_store_opts so = {0};
+    init_ctx ic;
+    json_t *out;
+    char *txt;
+    int c;
+
+    memset(&ic, 0, sizeof(ic));
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': data = optarg; break;
+        case 'n': node_id = optarg; break;
+        case 'r': region = optarg; break;
+        case 'a': admin = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (data == NULL || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (node_id == NULL)
+        node_id = "node-1";
+    if (region == NULL)
+        region = "default";
+    if (admin == NULL)
+        admin = "admin";
+    if (!valid_name(node_id) || !valid_name(region)) {
+        fprintf(stderr, "ctxsync-node: --node-id and --region must match "
+                        "[A-Za-z0-9._-]{1,64}\n");
+        return 2;
+    }
+    if (!cs_actor_id_valid(admin)) {
+        fprintf(stderr, "ctxsync-node: --admin must match "
+                        "[A-Za-z0-9._@-]{1,128}\n");
+        return 2;
+    }
+    if (cs_store_init(data, node_id, region, &eb) != CS_OK) {
+        fprintf(stderr, "ctxsync-node: init: %s\n", eb.msg);
+        return 1;
+    }
+    so.data_dir = data;
+    so.sync_full = true;
+    if (cs_store_open(&so, &s, &eb) != CS_OK) {
+        fprintf(stderr, "ctxsync-node: init: %s\n", eb.msg);
+        return 1;
+    }
+    ic.admin = admin;
+    if (cs_store_write(s, init_admin, &ic, &eb) != CS_OK) {
+        fprintf(stderr, "ctxsync-node: init: cannot create the admin: %s\n",
+                eb.msg);
+        cs_store_close(s);
+        return 1;
+    }
+    out = json_pack("{s:s,s:s,s:s,s:s,s:s}", "node_id", node_id, "region",
+                    region, "epoch", cs_store_epoch(s), "actor_id", admin,
+                    "token", ic.token);
+    txt = json_dumps(out, JSON_COMPACT);
+    printf("%s\n", txt);
+    fflush(stdout);
+    free(txt);
+    json_decref(out);
+    cs_store_close(s);
+    return 0;
+}
+
+/* ---- serve ---- */
+
+static volatile sig_atomic_t g_stop;
+
+static void
+on_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+static bool
+is_loopback(const char *listen)
+{
+    return strncmp(listen, "127.", 4) == 0 ||
+           strncmp(listen, "localhost:", 10) == 0;
+}
+
+static int
+cmd_serve(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"data", required_argument, NULL, 'd'},
+        {"listen", required_argument, NULL, 'l'},
+        {"auth", required_argument, NULL, 'a'},
+        {"allow-insecure-header-auth", no_argument, NULL, 'I'},
+        {"max-body", required_argument, NULL, 'b'},
+        {"keepalive", required_argument, NULL, 'k'},
+        {"sse-max-lag", required_argument, NULL, 'm'},
+        {"workers", required_argument, NULL, 'w'},
+        {"sync", required_argument, NULL, 's'},
+        {"blob-inline-max", required_argument, NULL, 'B'},
+        {"log-format", required_argument, NULL, 'f'},
+        {"ready-file", required_argument, NULL, 'R'},
+        {"residency", required_argument, NULL, 'x'},
+        {"peers", required_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    cs_node n;
+    cs_http_opts ho;
+    cs_store_opts so;
+    cs_errbuf eb = {{0}};
+    const char *ready = NULL;
+    bool insecure_header = false;
+    size_t tmp;
+    int c, rc = 1;
+    struct sigaction sa;
+
+    memset(&n, 0, sizeof(n));
+    memset(&ho, 0, sizeof(ho));
+    memset(&so, 0, sizeof(so));
+    n.cfg.listen = "127.0.0.1:4111";
+    n.cfg.max_body = 8u << 20;
+    n.cfg.keepalive_s = 15;
+    n.cfg.sse_max_lag = 10000;
+    n.cfg.blob_inline_max = 64 * 1024;
+    ho.workers = 4;
+
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': n.cfg.data_dir = optarg; break;
+        case 'l': n.cfg.listen = optarg; break;
+        case 'a':
+            if (strcmp(optarg, "header") == 0)
+                n.cfg.header_auth = true;
+            else if (strcmp(optarg, "token") != 0) {
+                fprintf(stderr, "ctxsync-node: --auth must be token or "
+                                "header\n");
+                return 2;
+            }
+            break;
+        case 'I': insecure_header = true; break;
+        case 'b':
+            if (!parse_size(optarg, &n.cfg.max_body)) {
+                fprintf(stderr, "ctxsync-node: --max-body must be a positive "
+                                "byte count\n");
+                return 2;
+            }
+            break;
+        case 'k':
+            if (!parse_size(optarg, &tmp) || tmp > 3600) {
+                fprintf(stderr, "ctxsync-node: --keepalive must be 1..3600 "
+                                "seconds\n");
+                return 2;
+            }
+            n.cfg.keepalive_s = (unsigned)tmp;
+            break;
+        case 'm':
+            if (!parse_size(optarg, &tmp) || tmp > 10000000) {
+                fprintf(stderr, "ctxsync-node: --sse-max-lag must be "
+                                "1..10000000\n");
+                return 2;
+            }
+            n.cfg.sse_max_lag = (unsigned)tmp;
+            break;
+        case 'w':
+            if (!parse_size(optarg, &tmp) || tmp > 256) {
+                fprintf(stderr, "ctxsync-node: --workers must be 1..256\n");
+                return 2;
+            }
+            ho.workers = (unsigned)tmp;
+            break;
+        case 's':
+            if (strcmp(optarg, "full") == 0)
+                n.cfg.sync_full = true;
+            else if (strcmp(optarg, "normal") != 0) {
+                fprintf(stderr, "ctxsync-node: --sync must be full or "
+                                "normal\n");
+                return 2;
+            }
+            break;
+        case 'B':
+            if (!parse_size(optarg, &n.cfg.blob_inline_max)) {
+                fprintf(stderr, "ctxsync-node: --blob-inline-max must be a "
+                                "positive byte count\n");
+                return 2;
+            }
+            break;
+        case 'f': {
+            cs_log_format lf;
+            if (cs_log_parse_format(optarg, &lf) != 0) {
+                fprintf(stderr, "ctxsync-node: --log-format must be text or "
+                                "json\n");
+                return 2;
+            }
+            cs_log_set_format(lf);
+            break;
+        }
+        case 'R': ready = optarg; break;
+        case 'x':
+        case 'p':
+            fprintf(stderr, "ctxsync-node: --residency and --peers are not "
+                            "available in this build yet\n");
+            return 2;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (n.cfg.data_dir == NULL || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (n.cfg.header_auth && !is_loopback(n.cfg.listen) && !insecure_header) {
+        fprintf(stderr,
+                "ctxsync-node: refusing --auth header on non-loopback address "
+                "%s: anyone who can reach it can act as any actor. Use token "
+                "auth, or pass --allow-insecure-header-auth on a trusted "
+                "network.\n",
+                n.cfg.listen);
+        return 2;
+    }
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    n.started_us = cs_now_us();
+    so.data_dir = n.cfg.data_dir;
+    so.sync_full = n.cfg.sync_full;
+    so.blob_inline_max = n.cfg.blob_inline_max;
+    if (cs_store_open(&so, &n.store, &eb) != CS_OK) {
+        cs_log(CS_LOG_ERROR, "NODE-START", "%s", eb.msg);
+        return 1;
+    }
+    if (cs_authz_new(n.store, &n.authz) != CS_OK ||
+        sse_hub_start(&n, &n.hub, &eb) != CS_OK) {
+        cs_log(CS_LOG_ERROR, "NODE-START", "%s", eb.msg);
+        goto out;
+    }
+    ho.listen = n.cfg.listen;
+    ho.max_body = n.cfg.max_body;
+    ho.io_threads = 2;
+    ho.max_conns = 4096;
+    if (cs_http_start(&n, &ho, &n.http, &eb) != CS_OK) {
+        cs_log(CS_LOG_ERROR, "NODE-START", "%s", eb.msg);
+        goto out;
+    }
+    cs_log(CS_LOG_NOTICE, "NODE-START",
+           "node_id=%s region=%s epoch=%s listen=%s auth=%s data=%s",
+           cs_store_node_id(n.store), cs_store_region(n.store),
+           cs_store_epoch(n.store), cs_http_bound(n.http),
+           n.cfg.header_auth ? "header" : "token", n.cfg.data_dir);
+    if (n.cfg.header_auth)
+        cs_log(CS_LOG_WARN, "NODE-HEADER-AUTH",
+               "X-Actor-Id header authentication is on: callers are not "
+               "verified");
+    if (ready != NULL) {
+        char tmpf[4096];
+        FILE *f;
+        snprintf(tmpf, sizeof(tmpf), "%s.tmp", ready);
+        f = fopen(tmpf, "w");
+        if (f == NULL || fprintf(f, "%s\n", cs_http_bound(n.http)) < 0 ||
+            fclose(f) != 0 || rename(tmpf, ready) != 0) {
+            cs_log(CS_LOG_ERROR, "NODE-START", "cannot write --ready-file %s",
+                   ready);
+            goto out;
+        }
+    }
+    while (!g_stop)
+        usleep(100 * 1000); /* no pause(): a signal could slip in first */
+    cs_log(CS_LOG_NOTICE, "NODE-STOP", "signal received: draining");
+    rc = 0;
+out:
+    cs_http_stop(n.http);
+    sse_hub_stop(n.hub);
+    cs_authz_free(n.authz);
+    cs_store_close(n.store);
+    if (rc == 0)
+        cs_log(CS_LOG_NOTICE, "NODE-STOP", "stopped cleanly");
+    return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("ctxsync-node %s\n", CS_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "init") == 0)
+        return cmd_init(argc - 1, argv + 1);
+    if (strcmp(argv[1], "serve") == 0)
+        return cmd_serve(argc - 1, argv + 1);
+    fprintf(stderr, "ctxsync-node: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT
+ * provenance.c: appends provenance rows (spec §3 "Provenance").
+ *
+ * One row per artifact read or write (and, with federation, per replicate
+ * and remote fetch): who, which operation, which URI and version, and the
+ * optional downstream URI the reader names. Rows are only ever inserted;
+ * SQLite triggers refuse UPDATE and DELETE on the table. The function runs
+ * inside a cs_write_fn, so a write's row commits with the write itself. */
+#include <sqlite3.h>
+
+#include "cs_json.h"
+#include "node.h"
+
+cs_err
+cs_prov_append(cs_tx *tx, const char *actor_id, const char *operation,
+               const char *uri, long long version_touched,
+               const char *version_id, const char *downstream_uri,
+               cs_errbuf *eb)
+{
+    sqlite3 *db = cs_tx_db(tx);
+    char now[CS_TIME_LEN];
+    sqlite3_stmt *st;
+    int rc;
+
+    st = cs_stmt(db, "INSERT INTO provenance(actor_id, operation,"
+                     " artifact_uri, version_touched, version_id,"
+                     " downstream_uri, created_at)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    if (st == NULL)
+        return cs_db_err(db, SQLITE_ERROR, eb);
+    cs_time_format(cs_now_us(), now);
+    sqlite3_bind_text(st, 1, actor_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, operation, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, uri, -1, SQLITE_STATIC);
+    if (version_touched > 0)
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)version_touched);
+    else
+        sqlite3_bind_null(st, 4);
+    if (version_id != NULL)
+        sqlite3_bind_text(st, 5, version_id, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 5);
+    if (downstream_uri != NULL)
+        sqlite3_bind_text(st, 6, downstream_uri, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 6);
+    sqlite3_bind_text(st, 7, now, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return cs_db_err(db, rc, eb);
+    return CS_OK;
+}

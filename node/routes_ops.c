@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT
+ * routes_ops.c: /health (no auth) and /metrics (Prometheus text, no auth:
+ * it exposes counts only, never URIs, actors or tokens). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cs_json.h"
+#include "node.h"
+#include "sse.h"
+
+static void
+h_health(cs_req *r)
+{
+    cs_node *n = cs_req_node(r);
+    cs_res_json(r, 200,
+                json_pack("{s:s,s:s,s:s,s:s,s:s,s:I}", "status", "ok",
+                          "node_id", cs_store_node_id(n->store), "region",
+                          cs_store_region(n->store), "version", CS_VERSION,
+                          "epoch", cs_store_epoch(n->store), "head_seq",
+                          (json_int_t)cs_store_head_seq(n->store)));
+}
+
+static long
+rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+        rss = 0;
+    fclose(f);
+    return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static void
+h_metrics(cs_req *r)
+{
+    cs_node *n = cs_req_node(r);
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    cs_store_stats ss;
+    long long open_forks = 0; /* forks come with the federation issues */
+
+    cs_store_get_stats(n->store, &ss);
+    cs_http_metrics(n->http, &buf, &len, &cap);
+    sse_hub_metrics(n->hub, &buf, &len, &cap);
+    cs_buf_appendf(
+        &buf, &len, &cap,
+        "# HELP ctxsync_feed_head_seq Highest committed change-feed seq.\n"
+        "# TYPE ctxsync_feed_head_seq gauge\nctxsync_feed_head_seq %lld\n"
+        "# HELP ctxsync_store_commits_total Group commits.\n"
+        "# TYPE ctxsync_store_commits_total counter\n"
+        "ctxsync_store_commits_total %llu\n"
+        "# TYPE ctxsync_store_writes_total counter\n"
+        "ctxsync_store_writes_total %llu\n"
+        "# TYPE ctxsync_store_write_errors_total counter\n"
+        "ctxsync_store_write_errors_total %llu\n"
+        "# HELP ctxsync_store_group_max Largest number of writes in one "
+        "commit.\n# TYPE ctxsync_store_group_max gauge\n"
+        "ctxsync_store_group_max %llu\n"
+        "# TYPE ctxsync_open_forks gauge\nctxsync_open_forks %lld\n"
+        "# TYPE ctxsync_process_resident_memory_bytes gauge\n"
+        "ctxsync_process_resident_memory_bytes %ld\n"
+        "# TYPE ctxsync_uptime_seconds gauge\nctxsync_uptime_seconds %.3f\n",
+        (long long)cs_store_head_seq(n->store),
+        (unsigned long long)ss.commits, (unsigned long long)ss.writes,
+        (unsigned long long)ss.write_errors,
+        (unsigned long long)ss.group_max, open_forks, rss_kib() * 1024,
+        (double)(cs_now_us() - n->started_us) / 1e6);
+    if (buf == NULL) {
+        cs_res_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    cs_res_text(r, 200, "text/plain; version=0.0.4", buf, len);
+}
+
+const cs_route cs_routes_ops[] = {
+    {"GET", "/health", h_health, CS_ROUTE_NOAUTH},
+    {"GET", "/metrics", h_metrics, CS_ROUTE_NOAUTH},
+    {NULL, NULL, NULL, 0},
+};

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT
+ * store.h: the node's SQLite store: schema and migrations, per-thread read
+ * connections, and a single writer thread that group-commits writes.
+ *
+ * Writes: a caller packages its work as a cs_write_fn and calls
+ * cs_store_write(). The writer thread runs many such functions inside one
+ * BEGIN IMMEDIATE ... COMMIT (group commit), each inside its own SAVEPOINT so
+ * that one failing write never affects another. cs_store_write() returns only
+ * after the COMMIT is durable (or failed), so a 2xx answer is only sent for
+ * committed data. Change events registered with cs_tx_publish() are
+ * published (nng inproc, topic-less) strictly after the commit, in seq order:
+ * the single writer makes feed order == commit order.
+ *
+ * Reads: each worker thread owns a read connection (cs_store_reader()); WAL
+ * lets readers run concurrently with the writer. */
+#ifndef CS_STORE_H
+#define CS_STORE_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cs_err.h"
+
+#define CS_EVENTS_URL "inproc://cs-events"
+
+typedef struct cs_store cs_store;
+typedef struct cs_tx cs_tx;
+
+typedef struct cs_store_opts {
+    const char *data_dir;     /* borrowed */
+    bool sync_full;           /* PRAGMA synchronous=FULL and fsync blobs */
+    size_t blob_inline_max;   /* blobs above this go to files (64 KiB) */
+} cs_store_opts;
+
+/* Creates DIR, the database, the schema and the node identity rows.
+ * Refuses (CS_ECONFLICT) when DIR already holds a database. */
+cs_err cs_store_init(const char *data_dir, const char *node_id,
+                     const char *region, cs_errbuf *eb);
+
+/* Opens an existing data dir, migrates the schema forward (refusing a newer
+ * one with a clear message) and starts the writer thread. *out on success;
+ * free with cs_store_close() (stops the writer after draining its queue). */
+cs_err cs_store_open(const cs_store_opts *opts, cs_store **out, cs_errbuf *eb);
+void cs_store_close(cs_store *s);
+
+/* Node identity (set at init; strings owned by the store). */
+const char *cs_store_node_id(const cs_store *s);
+const char *cs_store_region(const cs_store *s);
+const char *cs_store_epoch(const cs_store *s);
+const char *cs_store_data_dir(const cs_store *s);
+
+/* A new read-only connection for the calling thread (close it with
+ * cs_store_reader_close on that thread). Prepared statements: cs_stmt(). */
+cs_err cs_store_reader(cs_store *s, sqlite3 **out);
+/* Closes a reader on the thread that used it (drops its cached statements). */
+void cs_store_reader_close(sqlite3 *db);
+/* Resets every statement of db so that it holds no read transaction (call
+ * between requests, or a reader would keep seeing an old snapshot). */
+void cs_store_reader_idle(sqlite3 *db);
+
+/* Cached prepared statement for `sql` on `db` (keyed by the sql pointer and
+ * db; pass string literals). Reset and unbound before return. Borrowed: do
+ * not finalize. Returns NULL on a prepare error (logged). */
+sqlite3_stmt *cs_stmt(sqlite3 *db, const char *sql);
+
+/* ---- writes ---- */
+
+typedef cs_err (*cs_write_fn)(cs_tx *tx, void *arg, cs_errbuf *eb);
+
+/* Runs fn inside the group transaction on the writer thread and waits for
+ * the commit. Returns fn's error (its savepoint rolled back, eb filled by
+ * fn), CS_EDB/CS_EFULL when the commit failed, CS_ESHUTDOWN when closing. */
+cs_err cs_store_write(cs_store *s, cs_write_fn fn, void *arg, cs_errbuf *eb);
+
+/* Fire-and-forget variant: fn runs in a later group; `done` (may be NULL)
+ * is called on the writer thread after the commit with the result, and
+ * must free arg. Used for subscription cursors. */
+void cs_store_write_async(cs_store *s, cs_write_fn fn, void *arg,
+                          void (*done)(void *arg, cs_err rv));
+
+/* The writer's connection, valid only inside a cs_write_fn. */
+sqlite3 *cs_tx_db(cs_tx *tx);
+cs_store *cs_tx_store(cs_tx *tx);
+/* Registers an event (already inserted in change_events with this seq) for
+ * publication after commit. body is the event JSON without "seq" (copied). */
+cs_err cs_tx_publish(cs_tx *tx, int64_t seq, const char *uri, const char *body);
+/* Marks that permissions changed, so that the authz cache reloads after the
+ * commit. */
+void cs_tx_grants_changed(cs_tx *tx);
+
+/* Generation number of the grants table, bumped after each commit that
+ * changed permissions (see cs_tx_grants_changed). */
+uint64_t cs_store_grants_gen(const cs_store *s);
+/* Highest committed change-feed seq. */
+int64_t cs_store_head_seq(const cs_store *s);
+
+/* ---- blobs (content-addressed by "sha256:<hex>") ---- */
+
+/* Stores bytes under hash (inline row or file blobs/ab/cdef..., written to a
+ * temp file, fsynced under sync_full, then renamed) unless already present.
+ * Must be called inside a cs_write_fn. */
+cs_err cs_blob_put(cs_tx *tx, const char *hash, const void *data, size_t len,
+                   cs_errbuf *eb);
+/* Reads a blob with any connection; *out malloc'd (caller frees), *len. */
+cs_err cs_blob_get(cs_store *s, sqlite3 *db, const char *hash, char **out,
+                   size_t *len, cs_errbuf *eb);
+
+/* Maps a SQLite result code to cs_err and fills eb with the db message. */
+cs_err cs_db_err(sqlite3 *db, int rc, cs_errbuf *eb);
+
+/* Statistics for /metrics. */
+typedef struct cs_store_stats {
+    uint64_t commits, writes, write_errors;
+    uint64_t group_max;
+} cs_store_stats;
+void cs_store_get_stats(const cs_store *s, cs_store_stats *out);
+
+#endif
