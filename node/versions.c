@@ -904,6 +904,8 @@ typedef struct new_version {
     const char *origin_node, *origin_region;
     int64_t origin_seq, seq;
     char event_id[256];
+    const char *payload_state;  /* NULL: "inline" */
+    const char *home_region;    /* NULL: none */
 } new_version;
 
 static cs_err
@@ -917,7 +919,7 @@ insert_version(sqlite3 *db, const new_version *v, cs_errbuf *eb)
             " deleted, author_id, approved_by, summary, created_at,"
             " origin_node, origin_region, origin_seq, payload_state,"
             " local_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-            " ?11, ?12, ?13, ?14, ?15, ?16, 'inline', ?17)");
+            " ?11, ?12, ?13, ?14, ?15, ?16, ?18, ?17)");
 
     if (st == NULL)
         return cs_db_err(db, SQLITE_ERROR, eb);
@@ -938,6 +940,8 @@ insert_version(sqlite3 *db, const new_version *v, cs_errbuf *eb)
     sqlite3_bind_text(st, 15, v->origin_region, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 16, v->origin_seq);
     sqlite3_bind_int64(st, 17, v->seq);
+    sqlite3_bind_text(st, 18, v->payload_state ? v->payload_state : "inline",
+                      -1, SQLITE_STATIC);
     return step_done(db, st, eb);
 }
 
@@ -1037,8 +1041,9 @@ event_body(const new_version *v)
     put(origin, "seq", json_integer(v->origin_seq), &bad);
     put(o, "origin", origin, &bad);
     put(o, "deleted", json_boolean(del), &bad);
-    put(o, "home_region", json_null(), &bad);
-    put(o, "payload_state", json_string("inline"), &bad);
+    put(o, "home_region", str_or_null(v->home_region), &bad);
+    put(o, "payload_state",
+        json_string(v->payload_state ? v->payload_state : "inline"), &bad);
     if (!bad)
         text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 out:
@@ -1194,6 +1199,364 @@ out:
     json_decref(v.merged_from);
     free(v.merged_text);
     cur_head_free(&head);
+    free(parts);
+    return rv;
+}
+
+/* ------------------------------------------------------------------ */
+/* federation apply */
+
+typedef struct tip {
+    char version_id[CS_VERSION_ID_LEN + 1];
+    int64_t version;
+    bool deleted;
+    char created_at[CS_TIME_LEN + 8];
+    char *content_type;
+} tip;
+
+/* True when a is a better provisional head than b (federation.md §4: a
+ * non-deleted tip beats a tombstone, then the highest version, then the
+ * latest created_at, then the greatest version_id). */
+static bool
+tip_better(const tip *a, const tip *b)
+{
+    int c;
+    if (a->deleted != b->deleted)
+        return !a->deleted;
+    if (a->version != b->version)
+        return a->version > b->version;
+    c = strcmp(a->created_at, b->created_at);
+    if (c != 0)
+        return c > 0;
+    return strcmp(a->version_id, b->version_id) > 0;
+}
+
+/* Recomputes the head row of uri from the tips of its version graph.
+ * *head_id gets the chosen tip. */
+static cs_err
+recompute_head(sqlite3 *db, const char *uri, const cs_uri_parts *parts,
+               const char *name, char *head_id, size_t *ntips, cs_errbuf *eb)
+{
+    sqlite3_stmt *st = cs_stmt(
+        db, "SELECT v.version_id, v.version, v.deleted, v.created_at,"
+            " v.content_type FROM artifact_versions v WHERE v.uri = ?1"
+            " AND NOT EXISTS (SELECT 1 FROM artifact_versions c WHERE"
+            "  c.uri = v.uri AND (c.parent_id = v.version_id OR"
+            "  (c.merged_from IS NOT NULL AND"
+            "   instr(c.merged_from, '\"' || v.version_id || '\"') > 0)))");
+    tip best, cur;
+    bool have = false;
+    cs_err rv = CS_OK;
+    char fork_id[80] = "";
+    int rc;
+
+    memset(&best, 0, sizeof(best));
+    *ntips = 0;
+    if (st == NULL)
+        return cs_db_err(db, SQLITE_ERROR, eb);
+    sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        memset(&cur, 0, sizeof(cur));
+        col_copy(st, 0, cur.version_id, sizeof(cur.version_id));
+        cur.version = sqlite3_column_int64(st, 1);
+        cur.deleted = sqlite3_column_int(st, 2) != 0;
+        col_copy(st, 3, cur.created_at, sizeof(cur.created_at));
+        (*ntips)++;
+        if (!have || tip_better(&cur, &best)) {
+            const unsigned char *ct = sqlite3_column_text(st, 4);
+            free(best.content_type);
+            best = cur;
+            best.content_type = ct ? strdup((const char *)ct) : NULL;
+            have = true;
+        }
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        rv = cs_db_err(db, rc, eb);
+        goto out;
+    }
+    if (!have) {
+        rv = cs_errf(eb, CS_EINVAL, "no tip for %s", uri);
+        goto out;
+    }
+    if (*ntips > 1) {
+        /* Name the fork by the parent the tips diverge from: the parent of
+         * the provisional head (federation.md §4 fork_id). */
+        char pid[CS_VERSION_ID_LEN + 1] = "";
+        char hex[CS_SHA256_HEX_LEN + 1];
+        char *buf;
+        size_t n;
+        st = cs_stmt(db, "SELECT parent_id FROM artifact_versions WHERE"
+                         " uri = ?1 AND version_id = ?2");
+        if (st == NULL) {
+            rv = cs_db_err(db, SQLITE_ERROR, eb);
+            goto out;
+        }
+        sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, best.version_id, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            col_copy(st, 0, pid, sizeof(pid));
+        sqlite3_reset(st);
+        n = strlen(uri) + 1 + strlen(pid) + 1;
+        buf = malloc(n);
+        if (buf == NULL) {
+            rv = CS_ENOMEM;
+            goto out;
+        }
+        snprintf(buf, n, "%s\n%s", uri, pid);
+        cs_sha256_hex(buf, strlen(buf), hex);
+        free(buf);
+        snprintf(fork_id, sizeof(fork_id), "f:%s", hex);
+    }
+    st = cs_stmt(db,
+                 "INSERT INTO artifacts(uri, org, domain, name, content_type,"
+                 " created_at, updated_at, head_version_id, head_version,"
+                 " deleted_at, fork_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6,"
+                 " ?7, ?8, ?9, ?10) ON CONFLICT(uri) DO UPDATE SET"
+                 " content_type = COALESCE(excluded.content_type,"
+                 "  artifacts.content_type),"
+                 " updated_at = excluded.updated_at,"
+                 " head_version_id = excluded.head_version_id,"
+                 " head_version = excluded.head_version,"
+                 " deleted_at = excluded.deleted_at, fork_id = excluded.fork_id");
+    if (st == NULL) {
+        rv = cs_db_err(db, SQLITE_ERROR, eb);
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, parts->org, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, parts->domain, -1, SQLITE_STATIC);
+    bind_text_or_null(st, 4, name);
+    sqlite3_bind_text(st, 5,
+                      best.content_type ? best.content_type
+                                        : CS_CT_TEXT_DEFAULT,
+                      -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, best.created_at, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, best.version_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 8, best.version);
+    bind_text_or_null(st, 9, best.deleted ? best.created_at : NULL);
+    bind_text_or_null(st, 10, fork_id[0] ? fork_id : NULL);
+    if ((rv = step_done(db, st, eb)) != CS_OK)
+        goto out;
+    snprintf(head_id, CS_VERSION_ID_LEN + 1, "%s", best.version_id);
+out:
+    free(best.content_type);
+    return rv;
+}
+
+static bool
+blob_present(sqlite3 *db, const char *hash)
+{
+    sqlite3_stmt *st = cs_stmt(db, "SELECT 1 FROM blobs WHERE hash = ?1");
+    bool found;
+    if (st == NULL)
+        return false;
+    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+    found = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_reset(st);
+    return found;
+}
+
+cs_err
+cs_version_apply_tx(cs_tx *tx, const cs_version_record *rec, bool *forked,
+                    cs_errbuf *eb)
+{
+    sqlite3 *db = cs_tx_db(tx);
+    cs_uri_parts *parts = NULL;
+    cs_version_write w;
+    cs_actor author;
+    new_version v;
+    char old_head[CS_VERSION_ID_LEN + 1] = "";
+    char new_head[CS_VERSION_ID_LEN + 1] = "";
+    char *old_name = NULL;
+    const char *name;
+    size_t ntips = 0;
+    int64_t created_us = 0;
+    sqlite3_stmt *st;
+    cs_err rv;
+    int n;
+
+    *forked = false;
+    memset(&v, 0, sizeof(v));
+    memset(&w, 0, sizeof(w));
+    memset(&author, 0, sizeof(author));
+    parts = malloc(sizeof(*parts));
+    if (parts == NULL)
+        return CS_ENOMEM;
+    if ((rv = cs_uri_parse(rec->uri, parts, eb)) != CS_OK) {
+        rv = CS_EINVAL;
+        goto out;
+    }
+    if (cs_time_parse(rec->created_at, &created_us) != CS_OK) {
+        rv = cs_errf(eb, CS_EINVAL, "invalid created_at");
+        goto out;
+    }
+    /* The graph must agree: version = parent's + 1 (1 without parent). */
+    if (rec->parent_id == NULL) {
+        if (rec->version != 1) {
+            rv = cs_errf(eb, CS_EINVAL,
+                         "version %lld without a parent (must be 1)",
+                         (long long)rec->version);
+            goto out;
+        }
+    } else {
+        int64_t pv = -1;
+        st = cs_stmt(db, "SELECT version FROM artifact_versions WHERE"
+                         " uri = ?1 AND version_id = ?2");
+        if (st == NULL) {
+            rv = cs_db_err(db, SQLITE_ERROR, eb);
+            goto out;
+        }
+        sqlite3_bind_text(st, 1, rec->uri, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, rec->parent_id, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            pv = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        if (pv < 0) {
+            rv = cs_errf(eb, CS_EINVAL, "parent %s is not a version of %s",
+                         rec->parent_id, rec->uri);
+            goto out;
+        }
+        if (rec->version != pv + 1) {
+            rv = cs_errf(eb, CS_EINVAL,
+                         "version %lld is not its parent's (%lld) + 1",
+                         (long long)rec->version, (long long)pv);
+            goto out;
+        }
+        v.prev_version = pv;
+    }
+    /* Siblings: another version with the same parent makes a fork. */
+    st = cs_stmt(db, "SELECT 1 FROM artifact_versions WHERE uri = ?1 AND"
+                     " parent_id IS ?2 LIMIT 1");
+    if (st == NULL) {
+        rv = cs_db_err(db, SQLITE_ERROR, eb);
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, rec->uri, -1, SQLITE_STATIC);
+    bind_text_or_null(st, 2, rec->parent_id);
+    *forked = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_reset(st);
+
+    /* Current head and name (the artifact row may not exist yet). */
+    st = cs_stmt(db, "SELECT head_version_id, name FROM artifacts WHERE"
+                     " uri = ?1");
+    if (st == NULL) {
+        rv = cs_db_err(db, SQLITE_ERROR, eb);
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, rec->uri, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const unsigned char *nm = sqlite3_column_text(st, 1);
+        col_copy(st, 0, old_head, sizeof(old_head));
+        old_name = nm ? strdup((const char *)nm) : NULL;
+    }
+    sqlite3_reset(st);
+    if (old_name != NULL) {
+        name = old_name;
+    } else if (rec->name != NULL) {
+        name = rec->name;
+    } else {
+        const char *slash = strrchr(parts->id, '/');
+        name = slash != NULL ? slash + 1 : parts->id;
+    }
+
+    /* The synthetic write the shared row/event code understands. */
+    snprintf(author.actor_id, sizeof(author.actor_id), "%s", rec->author_id);
+    snprintf(author.actor_type, sizeof(author.actor_type), "%s",
+             rec->actor_type ? rec->actor_type : "human");
+    snprintf(author.agent_class, sizeof(author.agent_class), "%s",
+             rec->agent_class ? rec->agent_class : "");
+    w.kind = rec->deleted ? CS_VW_DELETE
+                          : (rec->parent_id == NULL ? CS_VW_CREATE
+                                                    : CS_VW_UPDATE);
+    w.uri = rec->uri;
+    w.content = rec->payload;
+    w.len = (size_t)rec->size;
+    w.content_hash = rec->deleted ? NULL : rec->content_hash;
+    w.content_type = rec->content_type;
+    w.summary = rec->summary;
+    w.author = &author;
+    w.approved_by = rec->approved_by;
+    w.base_version = -1;
+
+    v.w = &w;
+    v.parts = parts;
+    v.name = name;
+    v.content_type = rec->deleted ? NULL : rec->content_type;
+    v.parent_id = rec->parent_id;
+    v.version = rec->version;
+    snprintf(v.version_id, sizeof(v.version_id), "%s", rec->version_id);
+    v.merged_from = sorted_ids(rec->merged_from);
+    if (v.merged_from == NULL) {
+        rv = cs_errf(eb, CS_EINVAL, "merged_from must be an array of ids");
+        goto out;
+    }
+    if (json_array_size(v.merged_from) > 0 &&
+        (v.merged_text = cs_json_canonical(v.merged_from, NULL)) == NULL) {
+        rv = CS_ENOMEM;
+        goto out;
+    }
+    v.created_us = cs_now_us(); /* local commit time: orders since=time */
+    snprintf(v.created_at, sizeof(v.created_at), "%s", rec->created_at);
+    v.origin_node = rec->origin_node;
+    v.origin_region = rec->origin_region;
+    v.origin_seq = rec->origin_seq;
+    v.home_region = rec->home_region;
+    n = snprintf(v.event_id, sizeof(v.event_id), "%s:%lld", v.origin_node,
+                 (long long)v.origin_seq);
+    if (n < 0 || (size_t)n >= sizeof(v.event_id)) {
+        rv = cs_errf(eb, CS_EINVAL, "origin node id too long");
+        goto out;
+    }
+    if ((rv = next_seq(db, &v.seq, eb)) != CS_OK)
+        goto out;
+
+    /* Payload: store it (verified by the caller) or record it as remote,
+     * unless the same bytes are already stored here. */
+    if (rec->deleted) {
+        v.payload_state = "inline";
+    } else if (rec->payload != NULL) {
+        if ((rv = cs_blob_put(tx, rec->content_hash, rec->payload,
+                              rec->payload_len, eb)) != CS_OK)
+            goto out;
+        v.payload_state = "inline";
+    } else {
+        v.payload_state = blob_present(db, rec->content_hash) ? "inline"
+                                                              : "remote";
+    }
+    if ((rv = insert_version(db, &v, eb)) != CS_OK)
+        goto out;
+    if ((rv = recompute_head(db, rec->uri, parts, name, new_head, &ntips,
+                             eb)) != CS_OK)
+        goto out;
+    if ((rv = insert_event(tx, &v, eb)) != CS_OK)
+        goto out;
+    if (strcmp(old_head, new_head) == 0) {
+        /* head unchanged: nothing to re-index */
+    } else if (strcmp(new_head, v.version_id) == 0) {
+        bool had_row = old_head[0] != '\0';
+        const char *body = NULL;
+        size_t blen = 0;
+        if (!rec->deleted) {
+            bool inline_here = strcmp(v.payload_state, "inline") == 0 &&
+                               rec->payload != NULL;
+            body = inline_here ? rec->payload : "";
+            blen = inline_here ? rec->payload_len : 0;
+        }
+        if ((rv = search_update(db, rec->uri, parts->org, parts->domain, name,
+                                rec->summary, body, blen, had_row, eb)) !=
+            CS_OK)
+            goto out;
+    }
+    if ((rv = cs_prov_append(tx, rec->prov_actor_id ? rec->prov_actor_id
+                                                    : rec->author_id,
+                             "replicate", rec->uri, rec->version,
+                             rec->version_id, NULL, eb)) != CS_OK)
+        goto out;
+out:
+    json_decref(v.merged_from);
+    free(v.merged_text);
+    free(old_name);
     free(parts);
     return rv;
 }

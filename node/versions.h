@@ -117,6 +117,41 @@ typedef enum {
 cs_err cs_version_write_tx(cs_tx *tx, const cs_version_write *w,
                            cs_vw_status *status, json_t **out, cs_errbuf *eb);
 
+/* ---- federation: applying a version record as it is ---- */
+
+/* A version record received from another node (federation event). All
+ * strings borrowed. */
+typedef struct cs_version_record {
+    const char *uri, *name, *version_id, *parent_id;
+    const json_t *merged_from;  /* array of version_ids or NULL */
+    int64_t version;
+    bool deleted;
+    const char *content_hash;   /* NULL for a tombstone */
+    int64_t size;
+    const char *content_type;
+    const char *author_id, *actor_type, *agent_class, *approved_by;
+    const char *summary, *created_at;
+    const char *origin_node, *origin_region;
+    int64_t origin_seq;
+    const char *home_region;
+    const char *payload;        /* verified payload bytes, or NULL */
+    size_t payload_len;
+    const char *prov_actor_id;  /* actor of the "replicate" provenance row */
+} cs_version_record;
+
+/* Inside a cs_write_fn: applies a record whose version_id was verified and
+ * whose ancestry (parent_id, merged_from) is present. Keeps every version:
+ * the record becomes a new row even when another version shares its
+ * parent (*forked = true), and the artifact's head becomes the provisional
+ * head among the tips (federation.md §4). The version gets a new local seq
+ * and its change event keeps the record's event_id and origin.
+ * payload_state is "inline" when the payload came along (or its blob is
+ * already stored here), else "remote". CS_EINVAL (eb says why, nothing
+ * written) when the record is inconsistent with the stored graph, e.g. its
+ * version is not its parent's + 1. */
+cs_err cs_version_apply_tx(cs_tx *tx, const cs_version_record *rec,
+                           bool *forked, cs_errbuf *eb);
+
 /* Answers a refused or failed version write: the statuses map to 409
  * conflict, 404 not_found, 404 not_found + {"deleted": true}, 409
  * version_conflict; anything else (status CS_VW_OK) goes through
