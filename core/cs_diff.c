@@ -140,7 +140,7 @@ intern_lines(side *sides, eqclass **classes_out)
     while (cap < total * 2)
         cap <<= 1;
     table = calloc(cap, sizeof(*table)); /* class id + 1; 0 = empty slot */
-    classes = malloc((total ? total : 1) * sizeof(*classes));
+    classes = calloc(total ? total : 1, sizeof(*classes));
     if (!table || !classes) {
         rc = CS_ENOMEM;
         goto out;
@@ -167,7 +167,7 @@ intern_lines(side *sides, eqclass **classes_out)
                 }
                 eqclass *c = &classes[id - 1];
                 if (c->hash == h && c->len == len && c->nonl == nonl &&
-                    memcmp(c->p, p, len) == 0) {
+                    (len == 0 || memcmp(c->p, p, len) == 0)) {
                     c->count[k]++;
                     s->cls[i] = id - 1;
                     break;

@@ -26,8 +26,8 @@ cs_strerror(cs_err e)
     return "unknown error";
 }
 
-cs_err
-cs_errf(cs_errbuf *eb, cs_err e, const char *fmt, ...)
+void
+cs_errbuf_set(cs_errbuf *eb, const char *fmt, ...)
 {
     if (eb != NULL) {
         va_list ap;
@@ -35,5 +35,4 @@ cs_errf(cs_errbuf *eb, cs_err e, const char *fmt, ...)
         vsnprintf(eb->msg, sizeof(eb->msg), fmt, ap);
         va_end(ap);
     }
-    return e;
 }

@@ -35,9 +35,17 @@ typedef struct cs_errbuf {
     char msg[256];
 } cs_errbuf;
 
-/* Formats into eb->msg (if eb is not NULL) and returns e, so that callers
- * can write `return cs_errf(eb, CS_EINVAL, "bad uri: %s", s);`. */
-cs_err cs_errf(cs_errbuf *eb, cs_err e, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* Formats into eb->msg (if eb is not NULL). */
+void cs_errbuf_set(cs_errbuf *eb, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Fills eb and evaluates to e, so that callers can write
+ * `return cs_errf(eb, CS_EINVAL, "bad uri: %s", s);`. A macro (not a
+ * function) so that compilers and analyzers see the value returned. */
+#define cs_errf(eb, e, ...)                                                 \
+    __extension__({                                                         \
+        cs_errbuf_set((eb), __VA_ARGS__);                                   \
+        (cs_err)(e);                                                        \
+    })
 
 #endif

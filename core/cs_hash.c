@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <stdio.h>
 #include <string.h>
 
 static const char hexdig[] = "0123456789abcdef";
@@ -30,8 +31,8 @@ cs_sha256_hex(const void *data, size_t len, char out[CS_SHA256_HEX_LEN + 1])
 void
 cs_content_hash(const void *data, size_t len, char out[CS_CONTENT_HASH_LEN + 1])
 {
-    memcpy(out, "sha256:", 7);
-    cs_sha256_hex(data, len, out + 7);
+    snprintf(out, 8, "sha256:");
+    cs_sha256_hex(data, len, out + 7); /* NUL-terminates */
 }
 
 cs_err

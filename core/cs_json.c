@@ -451,6 +451,14 @@ cs_json_parse(const char *buf, size_t len, json_t **out, cs_errbuf *eb)
     if (memchr(buf, '\0', len) != NULL)
         return cs_errf(eb, CS_EINVAL, "body contains a NUL byte");
     v = json_loadb(buf, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+    if (v == NULL && strstr(jerr.text, "too big") != NULL) {
+        /* An integer beyond int64 (canonical JSON prints reals below 1e21
+         * without exponent): read the document's numbers as reals. */
+        v = json_loadb(buf, len,
+                       JSON_DECODE_ANY | JSON_REJECT_DUPLICATES |
+                           JSON_DECODE_INT_AS_REAL,
+                       &jerr);
+    }
     if (v == NULL)
         return cs_errf(eb, CS_EINVAL, "malformed JSON at line %d column %d: %s",
                        jerr.line, jerr.column, jerr.text);

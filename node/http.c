@@ -832,6 +832,9 @@ listen_socket(const char *listen_addr, char *bound, size_t boundlen,
     return fd;
 }
 
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
 static void
 mhd_log(void *cls, const char *fmt, va_list ap)
 {

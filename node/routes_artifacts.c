@@ -718,7 +718,8 @@ h_list(cs_req *r)
         cs_res_store_error(r, CS_EDB, NULL);
         goto out;
     }
-    if (more && (next = b64u_encode(last, strlen(last))) == NULL) {
+    if (more && last != NULL &&
+        (next = b64u_encode(last, strlen(last))) == NULL) {
         cs_res_store_error(r, CS_ENOMEM, NULL);
         goto out;
     }

@@ -278,8 +278,9 @@ cs_version_id(const char *uri, int64_t version, const char *parent_id,
         rv = CS_ENOMEM;
         goto out;
     }
-    memcpy(out, "v:", 2);
-    cs_sha256_hex(text, len, out + 2);
+    out[0] = 'v';
+    out[1] = ':';
+    cs_sha256_hex(text, len, out + 2); /* NUL-terminates */
 out:
     free(text);
     json_decref(rec);
@@ -445,6 +446,7 @@ load_head(sqlite3 *db, const char *uri, head_info *h, cs_errbuf *eb)
     cs_err rv = CS_OK;
     int rc;
 
+    memset(h, 0, sizeof(*h));
     if (st == NULL)
         return cs_db_err(db, SQLITE_ERROR, eb);
     sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
@@ -713,7 +715,7 @@ search_rowid(const char *uri)
 
     cs_sha256_hex(uri, strlen(uri), hex);
     for (int i = 0; i < 16; i++) {
-        int c = hex[i];
+        int c = (unsigned char)hex[i];
         v = (v << 4) | (uint64_t)(c <= '9' ? c - '0' : c - 'a' + 10);
     }
     v &= (uint64_t)INT64_MAX;
@@ -1383,7 +1385,7 @@ cs_version_apply_tx(cs_tx *tx, const cs_version_record *rec, bool *forked,
     parts = malloc(sizeof(*parts));
     if (parts == NULL)
         return CS_ENOMEM;
-    if ((rv = cs_uri_parse(rec->uri, parts, eb)) != CS_OK) {
+    if (cs_uri_parse(rec->uri, parts, eb) != CS_OK) {
         rv = CS_EINVAL;
         goto out;
     }

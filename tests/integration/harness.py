@@ -349,12 +349,68 @@ def unique(prefix="t"):
     return "%s%d%06x" % (prefix, os.getpid() % 10000, random.getrandbits(24))
 
 
+def _jcs_num(x):
+    """ECMAScript number formatting of a float (RFC 8785 §3.2.2.3)."""
+    if x == 0:
+        return "0"
+    r = repr(x)
+    neg = r.startswith("-")
+    m, _, e = r.lstrip("-").partition("e")
+    e = int(e) if e else 0
+    ip, _, fp = m.partition(".")
+    s = (ip + fp).lstrip("0")
+    e -= len(fp)
+    while s.endswith("0"):
+        s = s[:-1]
+        e += 1
+    k, n = len(s), len(s) + e
+    if k <= n <= 21:
+        o = s + "0" * (n - k)
+    elif 0 < n <= 21:
+        o = s[:n] + "." + s[n:]
+    elif -6 < n <= 0:
+        o = "0." + "0" * -n + s
+    else:
+        o = s[0] + ("." + s[1:] if k > 1 else "") + "e"
+        o += ("-" if n < 1 else "+") + str(abs(n - 1))
+    return ("-" if neg else "") + o
+
+
+_JCS_ESC = {'"': '\\"', '\\': '\\\\', '\b': '\\b', '\t': '\\t',
+            '\n': '\\n', '\f': '\\f', '\r': '\\r'}
+
+
+def _jcs_str(s):
+    return '"' + "".join(_JCS_ESC.get(c) or ("\\u%04x" % ord(c) if ord(c) < 32 else c)
+                         for c in s) + '"'
+
+
+def canonical_json(v):
+    """RFC 8785 (JCS) text, as the node stores JSON content
+    (docs/internals/canonical-json.md)."""
+    if v is None:
+        return "null"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return _jcs_num(v)
+    if isinstance(v, str):
+        return _jcs_str(v)
+    if isinstance(v, list):
+        return "[" + ",".join(canonical_json(x) for x in v) + "]"
+    ks = sorted(v, key=lambda k: k.encode("utf-16-be"))
+    return "{" + ",".join(_jcs_str(k) + ":" + canonical_json(v[k]) for k in ks) + "}"
+
+
 def stored_bytes(content):
     """Bytes the node stores for a JSON `content` value (spec §3)."""
     if isinstance(content, str):
         return content.encode("utf-8")
-    return json.dumps(content, separators=(",", ":"), sort_keys=True,
-                      ensure_ascii=False).encode("utf-8")
+    return canonical_json(content).encode("utf-8")
 
 
 def content_hash(content):

@@ -566,5 +566,21 @@ def uri_with_multi_segment_id():
     assert expect_ok(get(n, u))["content"] == "deep"
 
 
+@test
+def json_numbers_are_canonical_rfc8785():
+    """Floats are stored in RFC 8785 form, so any client can recompute the
+    content_hash; reals beyond int64 printed without exponent read back."""
+    n = N()
+    u = "ctx://acme/nums/%s" % unique()
+    content = {"f": 0.1, "g": 1e-7, "big": 1e20, "one": 1.0, "i": 7, "neg": -2.5e300,
+               "s": "tab\there\u0001"}
+    a = expect_ok(n.req("POST", "/artifacts", {"uri": u, "content": content}), 201)
+    assert a["content_hash"] == content_hash(content), (a["content_hash"], content_hash(content))
+    got = expect_ok(n.req("GET", "/artifacts", query={"uri": u}))["content"]
+    assert isinstance(got, dict), got
+    for k, v in content.items():
+        assert got[k] == v, (k, got[k], v)
+
+
 if __name__ == "__main__":
     run_tests()
