@@ -187,6 +187,13 @@ precheck(cs_req *r, ing_event *ie)
         REJECT("origin must be {node_id, region, seq}");
     if (jstr(ev, "author_id") == NULL)
         REJECT("author_id must be a string");
+    {
+        char expect[300];
+        snprintf(expect, sizeof(expect), "%s:%lld", jstr(origin, "node_id"),
+                 (long long)json_integer_value(json_object_get(origin, "seq")));
+        if (jstr(ev, "event_id") == NULL || strcmp(jstr(ev, "event_id"), expect) != 0)
+            REJECT("event_id must be origin node_id:seq (%.200s)", expect);
+    }
     created = jstr(ev, "created_at");
     if (created == NULL || cs_time_parse(created, &us) != CS_OK)
         REJECT("created_at must be an RFC 3339 time");
@@ -275,6 +282,22 @@ pending_exists(sqlite3 *db, const char *vid)
     if (st == NULL)
         return false;
     sqlite3_bind_text(st, 1, vid, -1, SQLITE_STATIC);
+    found = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_reset(st);
+    return found;
+}
+
+static bool
+event_id_taken(sqlite3 *db, const char *event_id)
+{
+    sqlite3_stmt *st;
+    bool found;
+    if (event_id == NULL)
+        return false;
+    st = cs_stmt(db, "SELECT 1 FROM change_events WHERE event_id = ?1");
+    if (st == NULL)
+        return false;
+    sqlite3_bind_text(st, 1, event_id, -1, SQLITE_STATIC);
     found = sqlite3_step(st) == SQLITE_ROW;
     sqlite3_reset(st);
     return found;
@@ -379,6 +402,7 @@ classify_apply(cs_tx *tx, ing_batch *b, const json_t *ev, const ing_event *ie,
         *out = ING_DUPLICATE;
         return CS_OK;
     }
+
     miss = missing_ancestor(db, ev);
     if (miss != NULL) {
         /* A payload-carrying event keeps its payload in the pending row. */
@@ -401,6 +425,17 @@ apply_one(cs_tx *tx, ing_batch *b, const json_t *ev, const ing_event *ie,
     bool forked = false;
     cs_err rv;
     record_from_event(ev, ie, b->caller, &rec);
+    if (event_id_taken(cs_tx_db(tx), jstr(ev, "event_id"))) {
+        /* Same event_id, different version: the origin node was rebuilt
+         * with the same node_id and reuses its seqs. */
+        snprintf(reason, rlen,
+                 "event_id %s is already used by another version: the "
+                 "origin node was re-initialised with the same node_id "
+                 "(give it a new node_id)",
+                 jstr(ev, "event_id"));
+        *out = ING_REJECTED;
+        return dead_letter(cs_tx_db(tx), b, ev, reason, eb);
+    }
     rv = cs_version_apply_tx(tx, &rec, &forked, &aeb);
     if (rv == CS_EINVAL) {
         /* a record that cannot be applied (e.g. version != parent + 1) */

@@ -41,6 +41,7 @@ extern const cs_route cs_routes_misc[];        /* routes_misc.c: provenance, sea
 extern const cs_route cs_routes_feed[];        /* routes_feed.c: changes, subscriptions, SSE */
 extern const cs_route cs_routes_ops[];         /* routes_ops.c: health, metrics */
 extern const cs_route cs_routes_federation[];  /* routes_federation.c */
+extern const cs_route cs_routes_forks[];       /* forks.c: review queue */
 
 /* Appends one provenance row inside a write (operation "read", "write",
  * ...). version_touched <= 0 means null. */

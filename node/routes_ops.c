@@ -8,6 +8,7 @@
 
 #include "cs_json.h"
 #include "node.h"
+#include "forks.h"
 #include "sse.h"
 
 static void
@@ -42,7 +43,6 @@ h_metrics(cs_req *r)
     char *buf = NULL;
     size_t len = 0, cap = 0;
     cs_store_stats ss;
-    long long open_forks = 0; /* forks come with the federation issues */
 
     cs_store_get_stats(n->store, &ss);
     cs_http_metrics(n->http, &buf, &len, &cap);
@@ -61,15 +61,15 @@ h_metrics(cs_req *r)
         "# HELP ctxsync_store_group_max Largest number of writes in one "
         "commit.\n# TYPE ctxsync_store_group_max gauge\n"
         "ctxsync_store_group_max %llu\n"
-        "# TYPE ctxsync_open_forks gauge\nctxsync_open_forks %lld\n"
         "# TYPE ctxsync_process_resident_memory_bytes gauge\n"
         "ctxsync_process_resident_memory_bytes %ld\n"
         "# TYPE ctxsync_uptime_seconds gauge\nctxsync_uptime_seconds %.3f\n",
         (long long)cs_store_head_seq(n->store),
         (unsigned long long)ss.commits, (unsigned long long)ss.writes,
         (unsigned long long)ss.write_errors,
-        (unsigned long long)ss.group_max, open_forks, rss_kib() * 1024,
+        (unsigned long long)ss.group_max, rss_kib() * 1024,
         (double)(cs_now_us() - n->started_us) / 1e6);
+    cs_forks_metrics(cs_req_db(r), &buf, &len, &cap);
     if (buf == NULL) {
         cs_res_error(r, 500, "internal", "out of memory");
         return;

@@ -118,6 +118,18 @@ static const char *const cs_migrations[] = {
     "CREATE TABLE fed_deadletters(id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " event_id TEXT, version_id TEXT, uri TEXT, source TEXT NOT NULL,"
     " reason TEXT NOT NULL, event TEXT, received_at TEXT NOT NULL);",
+
+    /* 3: the fork review queue (docs/forks.md). Branches are derived:
+     * the versions of uri whose parent_id IS the fork's parent_id. */
+    "CREATE TABLE forks(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " fork_id TEXT NOT NULL UNIQUE, uri TEXT NOT NULL, parent_id TEXT,"
+    " org TEXT NOT NULL, domain TEXT NOT NULL,"
+    " status TEXT NOT NULL CHECK(status IN ('open','resolved')),"
+    " detected_at TEXT NOT NULL, detected_by TEXT NOT NULL,"
+    " policy TEXT NOT NULL DEFAULT 'manual',"
+    " resolved_by TEXT, resolution_version_id TEXT, resolved_at TEXT);"
+    "CREATE INDEX forks_status ON forks(status, id);"
+    "CREATE INDEX forks_uri ON forks(uri, status);",
 };
 
 #define CS_MIGRATION_COUNT \

@@ -14,6 +14,9 @@
  * record behind version_id: docs/internals/versions.md. */
 #include "versions.h"
 
+#include "fork.h"
+#include "forks.h"
+
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1087,6 +1090,40 @@ out:
     return rv;
 }
 
+static cs_err recompute_head(sqlite3 *db, const char *uri,
+                             const cs_uri_parts *parts, const char *name,
+                             char *head_id, size_t *ntips, cs_errbuf *eb);
+
+/* A local write on a forked artifact: the written version is a new tip,
+ * so re-choose the provisional head among all tips, and let the fork
+ * queue see it (a local version never has siblings: its parent is the
+ * head, a tip). */
+static cs_err
+local_write_forks(cs_tx *tx, const char *uri, const cs_uri_parts *parts,
+                  const new_version *v, cs_errbuf *eb)
+{
+    sqlite3 *db = cs_tx_db(tx);
+    sqlite3_stmt *st = cs_stmt(db, "SELECT fork_id IS NOT NULL FROM artifacts"
+                                   " WHERE uri = ?1");
+    bool forked = false;
+    char head_id[CS_VERSION_ID_LEN + 1];
+    size_t ntips = 0;
+    cs_err rv;
+    if (st == NULL)
+        return cs_db_err(db, SQLITE_ERROR, eb);
+    sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        forked = sqlite3_column_int(st, 0) != 0;
+    sqlite3_reset(st);
+    if (!forked)
+        return CS_OK;
+    rv = recompute_head(db, uri, parts, v->name, head_id, &ntips, eb);
+    if (rv != CS_OK)
+        return rv;
+    return cs_forks_after_apply(tx, uri, parts, v->version_id, v->parent_id,
+                                false, v->w->author->actor_id, "local", eb);
+}
+
 cs_err
 cs_version_write_tx(cs_tx *tx, const cs_version_write *w,
                     cs_vw_status *status, json_t **out, cs_errbuf *eb)
@@ -1181,6 +1218,9 @@ cs_version_write_tx(cs_tx *tx, const cs_version_write *w,
         goto out;
     if ((rv = write_head(db, &v, eb)) != CS_OK)
         goto out;
+    if (head.found && (rv = local_write_forks(tx, w->uri, parts, &v, eb)) !=
+                          CS_OK)
+        goto out;
     if ((rv = insert_event(tx, &v, eb)) != CS_OK)
         goto out;
     if ((rv = search_update(db, w->uri, parts->org, parts->domain, v.name,
@@ -1208,31 +1248,6 @@ out:
 /* ------------------------------------------------------------------ */
 /* federation apply */
 
-typedef struct tip {
-    char version_id[CS_VERSION_ID_LEN + 1];
-    int64_t version;
-    bool deleted;
-    char created_at[CS_TIME_LEN + 8];
-    char *content_type;
-} tip;
-
-/* True when a is a better provisional head than b (federation.md §4: a
- * non-deleted tip beats a tombstone, then the highest version, then the
- * latest created_at, then the greatest version_id). */
-static bool
-tip_better(const tip *a, const tip *b)
-{
-    int c;
-    if (a->deleted != b->deleted)
-        return !a->deleted;
-    if (a->version != b->version)
-        return a->version > b->version;
-    c = strcmp(a->created_at, b->created_at);
-    if (c != 0)
-        return c > 0;
-    return strcmp(a->version_id, b->version_id) > 0;
-}
-
 /* Recomputes the head row of uri from the tips of its version graph.
  * *head_id gets the chosen tip. */
 static cs_err
@@ -1241,34 +1256,43 @@ recompute_head(sqlite3 *db, const char *uri, const cs_uri_parts *parts,
 {
     sqlite3_stmt *st = cs_stmt(
         db, "SELECT v.version_id, v.version, v.deleted, v.created_at,"
-            " v.content_type FROM artifact_versions v WHERE v.uri = ?1"
+            " v.content_type, v.parent_id FROM artifact_versions v"
+            " WHERE v.uri = ?1"
             " AND NOT EXISTS (SELECT 1 FROM artifact_versions c WHERE"
             "  c.uri = v.uri AND (c.parent_id = v.version_id OR"
             "  (c.merged_from IS NOT NULL AND"
             "   instr(c.merged_from, '\"' || v.version_id || '\"') > 0)))");
-    tip best, cur;
+    /* Copies of the best tip so far (the row buffers do not survive). */
+    char best_id[CS_VERSION_ID_LEN + 1] = "", best_at[CS_TIME_LEN + 8] = "";
+    char best_parent[CS_VERSION_ID_LEN + 1] = "";
+    char *best_ct = NULL;
+    cs_fork_tip best = {0}, cur;
     bool have = false;
     cs_err rv = CS_OK;
-    char fork_id[80] = "";
+    char fork_id[CS_FORK_ID_LEN + 1] = "";
     int rc;
 
-    memset(&best, 0, sizeof(best));
     *ntips = 0;
     if (st == NULL)
         return cs_db_err(db, SQLITE_ERROR, eb);
     sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        memset(&cur, 0, sizeof(cur));
-        col_copy(st, 0, cur.version_id, sizeof(cur.version_id));
+        cur.version_id = (const char *)sqlite3_column_text(st, 0);
         cur.version = sqlite3_column_int64(st, 1);
         cur.deleted = sqlite3_column_int(st, 2) != 0;
-        col_copy(st, 3, cur.created_at, sizeof(cur.created_at));
+        cur.created_at = (const char *)sqlite3_column_text(st, 3);
+        cur.origin_region = NULL;
         (*ntips)++;
-        if (!have || tip_better(&cur, &best)) {
+        if (!have || cs_fork_tip_better(&cur, &best)) {
             const unsigned char *ct = sqlite3_column_text(st, 4);
-            free(best.content_type);
+            snprintf(best_id, sizeof(best_id), "%s", cur.version_id);
+            snprintf(best_at, sizeof(best_at), "%s", cur.created_at);
+            col_copy(st, 5, best_parent, sizeof(best_parent));
+            free(best_ct);
+            best_ct = ct ? strdup((const char *)ct) : NULL;
             best = cur;
-            best.content_type = ct ? strdup((const char *)ct) : NULL;
+            best.version_id = best_id;
+            best.created_at = best_at;
             have = true;
         }
     }
@@ -1281,35 +1305,10 @@ recompute_head(sqlite3 *db, const char *uri, const cs_uri_parts *parts,
         rv = cs_errf(eb, CS_EINVAL, "no tip for %s", uri);
         goto out;
     }
-    if (*ntips > 1) {
-        /* Name the fork by the parent the tips diverge from: the parent of
-         * the provisional head (federation.md §4 fork_id). */
-        char pid[CS_VERSION_ID_LEN + 1] = "";
-        char hex[CS_SHA256_HEX_LEN + 1];
-        char *buf;
-        size_t n;
-        st = cs_stmt(db, "SELECT parent_id FROM artifact_versions WHERE"
-                         " uri = ?1 AND version_id = ?2");
-        if (st == NULL) {
-            rv = cs_db_err(db, SQLITE_ERROR, eb);
-            goto out;
-        }
-        sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, best.version_id, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW)
-            col_copy(st, 0, pid, sizeof(pid));
-        sqlite3_reset(st);
-        n = strlen(uri) + 1 + strlen(pid) + 1;
-        buf = malloc(n);
-        if (buf == NULL) {
-            rv = CS_ENOMEM;
-            goto out;
-        }
-        snprintf(buf, n, "%s\n%s", uri, pid);
-        cs_sha256_hex(buf, strlen(buf), hex);
-        free(buf);
-        snprintf(fork_id, sizeof(fork_id), "f:%s", hex);
-    }
+    /* Several tips: the artifact is forked, named by the parent the
+     * provisional head diverged from. */
+    if (*ntips > 1)
+        cs_fork_id(uri, best_parent[0] ? best_parent : NULL, fork_id);
     st = cs_stmt(db,
                  "INSERT INTO artifacts(uri, org, domain, name, content_type,"
                  " created_at, updated_at, head_version_id, head_version,"
@@ -1329,20 +1328,18 @@ recompute_head(sqlite3 *db, const char *uri, const cs_uri_parts *parts,
     sqlite3_bind_text(st, 2, parts->org, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, parts->domain, -1, SQLITE_STATIC);
     bind_text_or_null(st, 4, name);
-    sqlite3_bind_text(st, 5,
-                      best.content_type ? best.content_type
-                                        : CS_CT_TEXT_DEFAULT,
-                      -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, best.created_at, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 7, best.version_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, best_ct ? best_ct : CS_CT_TEXT_DEFAULT, -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, best_at, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, best_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 8, best.version);
-    bind_text_or_null(st, 9, best.deleted ? best.created_at : NULL);
+    bind_text_or_null(st, 9, best.deleted ? best_at : NULL);
     bind_text_or_null(st, 10, fork_id[0] ? fork_id : NULL);
     if ((rv = step_done(db, st, eb)) != CS_OK)
         goto out;
-    snprintf(head_id, CS_VERSION_ID_LEN + 1, "%s", best.version_id);
+    snprintf(head_id, CS_VERSION_ID_LEN + 1, "%s", best_id);
 out:
-    free(best.content_type);
+    free(best_ct);
     return rv;
 }
 
@@ -1502,16 +1499,16 @@ cs_version_apply_tx(cs_tx *tx, const cs_version_record *rec, bool *forked,
     snprintf(v.created_at, sizeof(v.created_at), "%s", rec->created_at);
     v.origin_node = rec->origin_node;
     v.origin_region = rec->origin_region;
-    v.origin_seq = rec->origin_seq;
     v.home_region = rec->home_region;
+    if ((rv = next_seq(db, &v.seq, eb)) != CS_OK)
+        goto out;
+    v.origin_seq = rec->origin_seq > 0 ? rec->origin_seq : v.seq;
     n = snprintf(v.event_id, sizeof(v.event_id), "%s:%lld", v.origin_node,
                  (long long)v.origin_seq);
     if (n < 0 || (size_t)n >= sizeof(v.event_id)) {
         rv = cs_errf(eb, CS_EINVAL, "origin node id too long");
         goto out;
     }
-    if ((rv = next_seq(db, &v.seq, eb)) != CS_OK)
-        goto out;
 
     /* Payload: store it (verified by the caller) or record it as remote,
      * unless the same bytes are already stored here. */
@@ -1550,10 +1547,16 @@ cs_version_apply_tx(cs_tx *tx, const cs_version_record *rec, bool *forked,
             CS_OK)
             goto out;
     }
+    if ((rv = cs_forks_after_apply(tx, rec->uri, parts, rec->version_id,
+                                   rec->parent_id, *forked, rec->author_id,
+                                   rec->local ? "local" : "ingest", eb)) !=
+        CS_OK)
+        goto out;
     if ((rv = cs_prov_append(tx, rec->prov_actor_id ? rec->prov_actor_id
                                                     : rec->author_id,
-                             "replicate", rec->uri, rec->version,
-                             rec->version_id, NULL, eb)) != CS_OK)
+                             rec->local ? "write" : "replicate", rec->uri,
+                             rec->version, rec->version_id, NULL, eb)) !=
+        CS_OK)
         goto out;
 out:
     json_decref(v.merged_from);

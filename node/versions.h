@@ -136,7 +136,10 @@ typedef struct cs_version_record {
     const char *home_region;
     const char *payload;        /* verified payload bytes, or NULL */
     size_t payload_len;
-    const char *prov_actor_id;  /* actor of the "replicate" provenance row */
+    const char *prov_actor_id;  /* actor of the provenance row */
+    bool local;                 /* written here (a fork resolution): origin
+                                   is this node, origin_seq 0 = the new
+                                   local seq, provenance "write" */
 } cs_version_record;
 
 /* Inside a cs_write_fn: applies a record whose version_id was verified and

@@ -265,14 +265,41 @@ def versions_endpoint_lists_parents_first():
 
 
 @test
-def checkpoint_reset_needs_admin():
+def checkpoint_reset_by_the_link_agent_only():
     eu, us = EU(), US()
     push(us, info(eu), [], 7)
+    # an actor without any replicate grant may not reset
+    aid = unique("plain")
+    create_actor(us, aid)
+    expect_error(us.req("DELETE", "/federation/checkpoints/eu-1",
+                        token=token_for(us, aid)), 403)
+    # the link's replicate-only agent may (ctxsync-bridge reset-link)
     tok = fed_agent(us, "eu")
-    expect_error(us.req("DELETE", "/federation/checkpoints/eu-1", token=tok), 403)
-    st, _, _ = us.req("DELETE", "/federation/checkpoints/eu-1")
+    st, _, _ = us.req("DELETE", "/federation/checkpoints/eu-1", token=tok)
     assert st == 204
     expect_error(us.req("GET", "/federation/checkpoints/eu-1"), 404, "not_found")
+    expect_error(us.req("DELETE", "/federation/checkpoints/eu-1"), 404, "not_found")
+
+
+@test
+def reused_event_id_from_a_rebuilt_source_is_rejected_per_event():
+    eu, us = EU(), US()
+    i = info(eu)
+    uri = "ctx://acme/reinit/%s" % unique()
+    put(eu, uri, "old\n")
+    ev = [e for e in pull(eu)["events"] if e["artifact_uri"] == uri][0]
+    push(us, i, [ev], 0)
+    with Node(node_id="eu-1", region="eu") as eu2:
+        # the rebuilt node reuses seqs: its first write is "eu-1:1" again
+        put(eu2, "ctx://acme/reinit/%s" % unique(), "new\n")
+        ev2 = pull(eu2)["events"][0]
+        assert ev2["event_id"] == "eu-1:1"
+        other = [e for e in pull(eu)["events"] if e["event_id"] == "eu-1:1"]
+        if other:   # the shared EU node used eu-1:1 for some other version
+            res = push(us, info(eu2), [other[0]], 0)
+        res = push(us, info(eu2), [ev2], 0)
+        r = res["results"][0]
+        assert r["status"] == "rejected" and "same node_id" in r["reason"], r
 
 
 if __name__ == "__main__":

@@ -1,0 +1,200 @@
+"""Fork detection and the review queue (federation.md §4, docs/forks.md):
+both branches kept, the same fork_id and provisional head on every node,
+review API, resolution by keep or merged content, merges closing the fork
+everywhere, concurrent resolutions becoming a new fork, delete-vs-edit and
+double-create forks, permissions and metrics."""
+import hashlib
+
+from harness import (Node, create_actor, expect_error, expect_ok, grant,
+                     run_tests, test, token_for, unique)
+
+
+def info(n):
+    return expect_ok(n.req("GET", "/federation/info"))
+
+
+def sync(src, dst):
+    """Everything src has that dst lacks (full mode, one page)."""
+    i = info(src)
+    page = expect_ok(src.req("GET", "/federation/changes",
+                             query={"since": 0, "mode": "full", "limit": 5000}))
+    body = {"source": {"node_id": i["node_id"], "epoch": i["epoch"]},
+            "events": page["events"], "checkpoint": {"seq": page["next_since"]}}
+    res = expect_ok(dst.req("POST", "/federation/ingest", body))
+    return [r["status"] for r in res["results"]]
+
+
+def fork_pair(eu, us, uri, base, a, b):
+    expect_ok(eu.req("POST", "/artifacts", {"uri": uri, "content": base}), 201)
+    sync(eu, us)
+    va = expect_ok(eu.req("PUT", "/artifacts", {"content": a, "summary": "eu edit"}, query={"uri": uri}))
+    vb = expect_ok(us.req("PUT", "/artifacts", {"content": b, "summary": "us edit"}, query={"uri": uri}))
+    assert "fork" in sync(us, eu) and "fork" in sync(eu, us)
+    return va, vb
+
+
+def fork_of(n, uri):
+    forks = expect_ok(n.req("GET", "/forks", query={"status": "all", "limit": 500}))["forks"]
+    mine = [f for f in forks if f["uri"] == uri]
+    assert mine, forks
+    return mine
+
+
+@test
+def fork_detected_identically_on_both_nodes():
+    with Node(node_id="eu-1", region="eu") as eu, Node(node_id="us-1", region="us") as us:
+        uri = "ctx://acme/docs/%s" % unique()
+        va, vb = fork_pair(eu, us, uri, "a\nb\nc\n", "a\nEU\nc\n", "a\nUS\nc\n")
+        fe, fu = fork_of(eu, uri), fork_of(us, uri)
+        assert len(fe) == len(fu) == 1
+        fe, fu = fe[0], fu[0]
+        expected = "f:" + hashlib.sha256((uri + "\n" + va["parent_id"]).encode()).hexdigest()
+        assert fe["fork_id"] == fu["fork_id"] == expected
+        assert fe["status"] == fu["status"] == "open"
+        assert fe["provisional_head"] == fu["provisional_head"]
+        assert sorted(b["version_id"] for b in fe["branches"]) == sorted([va["version_id"], vb["version_id"]])
+        assert {b["origin"]["region"] for b in fe["branches"]} == {"eu", "us"}
+        for n in (eu, us):
+            a = expect_ok(n.req("GET", "/artifacts", query={"uri": uri}))
+            assert a["forked"] is True and a["fork_id"] == expected
+            assert a["version_id"] == fe["provisional_head"]
+            for v in (va, vb):   # every branch readable by version_id
+                got = expect_ok(n.req("GET", "/artifacts", query={"uri": uri, "version_id": v["version_id"]}))
+                assert got["content"] == v["content"]
+        # the queue counts and the detail view with a line diff
+        lst = expect_ok(eu.req("GET", "/forks"))
+        assert lst["counts"]["open"] == 1 and lst["counts"]["resolved"] == 0
+        d = expect_ok(eu.req("GET", "/forks/" + expected))
+        assert len(d["diffs"]) == 1 and d["diffs"][0]["lines"]["stats"] == {"added": 1, "removed": 1, "unchanged": 2}
+        assert d["diffs"][0]["json_patch"] is None
+        assert {b["content"] for b in d["branches"]} == {"a\nEU\nc\n", "a\nUS\nc\n"}
+        assert sum(1 for b in d["branches"] if b["provisional_head"]) == 1
+        m = eu.req("GET", "/metrics")[2]
+        assert 'ctxsync_forks_open{org="acme",domain="docs"} 1' in m, m[-800:]
+
+
+@test
+def resolve_keep_replicates_and_closes_everywhere():
+    with Node(node_id="eu-1", region="eu") as eu, Node(node_id="us-1", region="us") as us:
+        uri = "ctx://acme/docs/%s" % unique()
+        va, vb = fork_pair(eu, us, uri, {"k": 1}, {"k": 2, "eu": True}, {"k": 3})
+        fid = fork_of(eu, uri)[0]["fork_id"]
+        d = expect_ok(eu.req("GET", "/forks/" + fid))
+        assert d["diffs"][0]["json_patch"], d["diffs"]
+        res = expect_ok(eu.req("POST", "/forks/%s/resolve" % fid, {"keep": vb["version_id"], "summary": "take US"}))
+        assert res["fork"]["status"] == "resolved"
+        merge = res["version"]
+        assert merge["parent_id"] == vb["version_id"] and merge["merged_from"] == [va["version_id"]]
+        assert merge["content"] == {"k": 3} and merge["version"] == 3
+        assert res["fork"]["resolution_version_id"] == merge["version_id"]
+        a = expect_ok(eu.req("GET", "/artifacts", query={"uri": uri}))
+        assert a["forked"] is False and a["content"] == {"k": 3}
+        expect_error(eu.req("POST", "/forks/%s/resolve" % fid, {"keep": vb["version_id"]}), 409, "conflict")
+        # the merge replicates and closes the fork on us-1 with the same record
+        sync(eu, us)
+        fu = expect_ok(us.req("GET", "/forks/" + fid))
+        assert fu["status"] == "resolved" and fu["resolution_version_id"] == merge["version_id"]
+        assert fu["resolved_by"] == "admin"
+        a = expect_ok(us.req("GET", "/artifacts", query={"uri": uri}))
+        assert a["forked"] is False and a["version_id"] == merge["version_id"]
+        # history keeps every branch
+        h = expect_ok(us.req("GET", "/artifacts/history", query={"uri": uri}))["versions"]
+        assert len(h) == 4
+
+
+@test
+def resolve_with_merged_content():
+    with Node(node_id="eu-1", region="eu") as eu, Node(node_id="us-1", region="us") as us:
+        uri = "ctx://acme/docs/%s" % unique()
+        fork_pair(eu, us, uri, "x\n", "x\neu\n", "x\nus\n")
+        fid = fork_of(us, uri)[0]["fork_id"]
+        res = expect_ok(us.req("POST", "/forks/%s/resolve" % fid, {"content": "x\neu\nus\n", "summary": "both"}))
+        assert res["version"]["content"] == "x\neu\nus\n" and len(res["version"]["merged_from"]) == 1
+        sync(us, eu)
+        a = expect_ok(eu.req("GET", "/artifacts", query={"uri": uri}))
+        assert a["content"] == "x\neu\nus\n" and not a["forked"]
+        assert expect_ok(eu.req("GET", "/forks/" + fid))["status"] == "resolved"
+
+
+@test
+def concurrent_resolutions_make_a_new_flagged_fork():
+    with Node(node_id="eu-1", region="eu") as eu, Node(node_id="us-1", region="us") as us:
+        uri = "ctx://acme/docs/%s" % unique()
+        va, vb = fork_pair(eu, us, uri, "0\n", "eu\n", "us\n")
+        fid = fork_of(eu, uri)[0]["fork_id"]
+        m1 = expect_ok(eu.req("POST", "/forks/%s/resolve" % fid, {"keep": va["version_id"]}))["version"]
+        m2 = expect_ok(us.req("POST", "/forks/%s/resolve" % fid, {"keep": va["version_id"]}))["version"]
+        assert m1["version_id"] != m2["version_id"] and m1["parent_id"] == m2["parent_id"]
+        sync(eu, us)
+        sync(us, eu)
+        for n in (eu, us):
+            forks = fork_of(n, uri)
+            new = [f for f in forks if f["parent_id"] == va["version_id"]]
+            assert len(new) == 1 and new[0]["status"] == "open", forks
+            assert sorted(b["version_id"] for b in new[0]["branches"]) == sorted([m1["version_id"], m2["version_id"]])
+            old = [f for f in forks if f["fork_id"] == fid][0]
+            assert old["status"] == "resolved"
+        # both nodes picked the same provisional head
+        h1 = expect_ok(eu.req("GET", "/artifacts", query={"uri": uri}))
+        h2 = expect_ok(us.req("GET", "/artifacts", query={"uri": uri}))
+        assert h1["version_id"] == h2["version_id"] and h1["forked"] and h2["forked"]
+
+
+@test
+def delete_versus_edit_and_double_create():
+    with Node(node_id="eu-1", region="eu") as eu, Node(node_id="us-1", region="us") as us:
+        uri = "ctx://acme/docs/%s" % unique()
+        expect_ok(eu.req("POST", "/artifacts", {"uri": uri, "content": "keep me\n"}), 201)
+        sync(eu, us)
+        expect_ok(eu.req("DELETE", "/artifacts", query={"uri": uri}))
+        edit = expect_ok(us.req("PUT", "/artifacts", {"content": "edited\n"}, query={"uri": uri}))
+        sync(eu, us)
+        sync(us, eu)
+        for n in (eu, us):
+            a = expect_ok(n.req("GET", "/artifacts", query={"uri": uri}))
+            # a non-deleted tip beats the tombstone
+            assert a["version_id"] == edit["version_id"] and a["forked"], a
+            f = fork_of(n, uri)[0]
+            assert sorted(b["deleted"] for b in f["branches"]) == [False, True]
+        # two creations of one URI on two nodes: a fork with a null parent
+        uri2 = "ctx://acme/docs/%s" % unique()
+        expect_ok(eu.req("POST", "/artifacts", {"uri": uri2, "content": "eu first\n"}), 201)
+        expect_ok(us.req("POST", "/artifacts", {"uri": uri2, "content": "us first\n"}), 201)
+        sync(eu, us)
+        sync(us, eu)
+        fe, fu = fork_of(eu, uri2)[0], fork_of(us, uri2)[0]
+        assert fe["parent_id"] is None and fe["fork_id"] == fu["fork_id"]
+        assert fe["fork_id"] == "f:" + hashlib.sha256((uri2 + "\n").encode()).hexdigest()
+
+
+@test
+def review_needs_approve_and_input_is_checked():
+    with Node(node_id="eu-1", region="eu") as eu, Node(node_id="us-1", region="us") as us:
+        uri = "ctx://acme/docs/%s" % unique()
+        va, vb = fork_pair(eu, us, uri, "0\n", "1\n", "2\n")
+        fid = fork_of(eu, uri)[0]["fork_id"]
+        reader = unique("r")
+        create_actor(eu, reader)
+        grant(eu, actor_id=reader, pattern="ctx://acme/**", ops=("read", "write"))
+        rt = token_for(eu, reader)
+        assert expect_ok(eu.req("GET", "/forks", token=rt))["forks"] == []
+        expect_error(eu.req("GET", "/forks/" + fid, token=rt), 403, "forbidden")
+        expect_error(eu.req("POST", "/forks/%s/resolve" % fid, {"keep": va["version_id"]}, token=rt), 403)
+        approver = unique("ap")
+        create_actor(eu, approver)
+        grant(eu, actor_id=approver, pattern="ctx://acme/docs/**", ops=("approve",))
+        at = token_for(eu, approver)
+        assert len(expect_ok(eu.req("GET", "/forks", token=at))["forks"]) == 1
+        expect_error(eu.req("GET", "/forks/f:nope"), 404, "not_found")
+        expect_error(eu.req("POST", "/forks/%s/resolve" % fid, {}), 400, "bad_request")
+        expect_error(eu.req("POST", "/forks/%s/resolve" % fid, {"keep": va["version_id"], "content": "x"}), 400)
+        expect_error(eu.req("POST", "/forks/%s/resolve" % fid, {"keep": "v:" + "0" * 64}), 400, "bad_request")
+        expect_error(eu.req("GET", "/forks", query={"status": "weird"}), 400)
+        expect_error(eu.req("GET", "/forks", query={"pattern": "ctx://a**"}), 400)
+        expect_ok(eu.req("POST", "/forks/%s/resolve" % fid, {"keep": va["version_id"]}, token=at))
+        lst = expect_ok(eu.req("GET", "/forks", query={"status": "resolved"}))
+        assert lst["counts"] == {"open": 0, "resolved": 1} and len(lst["forks"]) == 1
+
+
+if __name__ == "__main__":
+    run_tests()
