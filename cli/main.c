@@ -32,6 +32,8 @@ enum cmd {
     CMD_ACTORS,
     CMD_GRANT,
     CMD_STATUS,
+    CMD_FORKS,
+    CMD_RESIDENCY,
 };
 
 enum optid {
@@ -54,10 +56,17 @@ enum optid {
     O_CLASS,
     O_REGION,
     O_GRANT_ACTOR,
+    O_KEEP,
+    O_STATUS,
+    O_PATTERN,
+    O_LIMIT,
     O_COUNT
 };
 
 #define C(x) (1u << (x))
+#define OPT(x) (1ul << (x)) /* a set of options, see check_sub_opts() */
+
+_Static_assert(O_COUNT <= 32, "option sets are unsigned long bit masks");
 
 struct optdef {
     const char *name;
@@ -71,17 +80,23 @@ struct optdef {
 static const struct optdef optdefs[] = {
     {"version", 1, C(CMD_GET), O_VERSION},
     {"version-id", 1, C(CMD_GET), O_VERSION_ID},
-    {"content", 1, C(CMD_PUT), O_CONTENT},
+    {"content", 1, C(CMD_PUT) | C(CMD_FORKS), O_CONTENT},
     {"file", 1, C(CMD_PUT), O_FILE},
-    {"summary", 1, C(CMD_PUT), O_SUMMARY},
+    {"summary", 1, C(CMD_PUT) | C(CMD_FORKS), O_SUMMARY},
     {"base", 1, C(CMD_PUT), O_BASE},
     {"name", 1, C(CMD_PUT) | C(CMD_ACTORS), O_NAME},
-    {"content-type", 1, C(CMD_PUT), O_CONTENT_TYPE},
+    {"content-type", 1, C(CMD_PUT) | C(CMD_FORKS), O_CONTENT_TYPE},
     {"format", 1, C(CMD_DIFF), O_FORMAT},
     {"type", 1, C(CMD_ACTORS), O_TYPE},
     {"class", 1, C(CMD_ACTORS) | C(CMD_GRANT), O_CLASS},
     {"region", 1, C(CMD_ACTORS), O_REGION},
     {"actor", 1, C(CMD_GRANT), O_GRANT_ACTOR},
+    /* forks resolve --content-file F reads like put --file F */
+    {"content-file", 1, C(CMD_FORKS), O_FILE},
+    {"keep", 1, C(CMD_FORKS), O_KEEP},
+    {"status", 1, C(CMD_FORKS), O_STATUS},
+    {"pattern", 1, C(CMD_FORKS), O_PATTERN},
+    {"limit", 1, C(CMD_FORKS), O_LIMIT},
     {"url", 1, 0, O_URL},
     {"token", 1, 0, O_TOKEN},
     {"actor", 1, 0, O_AUTH_ACTOR},
@@ -98,7 +113,8 @@ struct cmddef {
 static const struct cmddef cmddefs[] = {
     {"get", CMD_GET},         {"put", CMD_PUT},       {"history", CMD_HISTORY},
     {"diff", CMD_DIFF},       {"actors", CMD_ACTORS}, {"grant", CMD_GRANT},
-    {"status", CMD_STATUS},
+    {"status", CMD_STATUS},   {"forks", CMD_FORKS},
+    {"residency", CMD_RESIDENCY},
 };
 
 struct opts {
@@ -131,6 +147,12 @@ static const char usage_text[] =
     "  actors token ID\n"
     "  grant (--actor ID | --class C) PATTERN OP...\n"
     "  status\n"
+    "  forks [list] [--status open|resolved|all] [--pattern P] [--limit N]\n"
+    "  forks show ID\n"
+    "  forks resolve ID (--keep VERSION_ID | --content-file F |"
+    " --content JSON)\n"
+    "          [--summary S] [--content-type T]\n"
+    "  residency check URI\n"
     "\n"
     "Global flags (before or after the command):\n"
     "  --url URL      node URL (env CTXSYNC_URL, default " DEFAULT_URL ")\n"
@@ -1295,6 +1317,630 @@ out:
     return rc;
 }
 
+/* ---- forks ------------------------------------------------------------ */
+
+#define FORKS_MAX_PAGES 10
+#define FULL_ID_LEN 66 /* "f:" or "v:" + 64 hex digits */
+
+/* Rejects a command option given to a subcommand it does not apply to:
+ * `allowed` is a set of OPT(O_...) bits. Returns 0 or EXIT_USAGE. */
+static int
+check_sub_opts(const struct opts *o, const char *sub, unsigned long allowed)
+{
+    for (size_t i = 0; i < sizeof(optdefs) / sizeof(optdefs[0]); i++) {
+        const struct optdef *d = &optdefs[i];
+        if ((d->cmds & C(o->cmd)) && o->set[d->id] &&
+            (allowed & OPT(d->id)) == 0)
+            return usage_error("--%s does not apply to '%s %s'", d->name,
+                               o->pos[0], sub);
+    }
+    return 0;
+}
+
+/* GET /forks, following next_cursor for at most max_pages pages. *out is
+ * the first page's object whose "forks" holds the records of every page,
+ * with the last page's next_cursor and counts (the shape of one page). */
+static int
+fetch_forks(const ctx *c, const char *status, const char *pattern,
+            const char *limit, int max_pages, json_t **out)
+{
+    json_t *all = NULL, *page = NULL;
+    char *cursor = NULL;
+    int rc = 1;
+
+    for (int n = 0; n < max_pages; n++) {
+        const char *q[] = {"status", status, "pattern", pattern, "limit",
+                           limit,    "cursor", cursor,  NULL};
+        const json_t *next;
+        if (call_json(c, "GET", "/forks", q, NULL, &page) != 0)
+            goto out;
+        if (!json_is_array(json_object_get(page, "forks"))) {
+            fputs("error: node sent no 'forks' list\n", stderr);
+            goto out;
+        }
+        if (all == NULL) {
+            all = page;
+            page = NULL;
+        } else {
+            json_t *pnext = json_object_get(page, "next_cursor");
+            if (json_array_extend(json_object_get(all, "forks"),
+                                  json_object_get(page, "forks")) != 0 ||
+                json_object_set(all, "next_cursor",
+                                pnext != NULL ? pnext : json_null()) != 0 ||
+                (json_object_get(page, "counts") != NULL &&
+                 json_object_set(all, "counts",
+                                 json_object_get(page, "counts")) != 0)) {
+                fputs("error: out of memory\n", stderr);
+                goto out;
+            }
+            json_decref(page);
+            page = NULL;
+        }
+        free(cursor);
+        cursor = NULL;
+        next = json_object_get(all, "next_cursor");
+        if (!json_is_string(next) || json_string_length(next) == 0)
+            break;
+        cursor = strdup(json_string_value(next));
+        if (cursor == NULL) {
+            fputs("error: out of memory\n", stderr);
+            goto out;
+        }
+    }
+    *out = all;
+    all = NULL;
+    rc = 0;
+out:
+    free(cursor);
+    json_decref(page);
+    json_decref(all);
+    return rc;
+}
+
+/* Whether a fetched listing stopped before the end. */
+static int
+forks_truncated(const json_t *list)
+{
+    const json_t *next = json_object_get(list, "next_cursor");
+    return json_is_string(next) && json_string_length(next) > 0;
+}
+
+/* Expands a fork id prefix (as `forks list` shows it) to the full id by
+ * listing every fork the caller may review. A full-length id, or a prefix
+ * that matches none, is kept as given so that the node answers for it.
+ * *out is malloc'ed. */
+static int
+expand_fork_id(const ctx *c, const char *id, char **out)
+{
+    json_t *res = NULL;
+    const json_t *f;
+    const char *match = NULL;
+    size_t i, n = strlen(id), nmatch = 0;
+    char *dup;
+    int rc = 1;
+
+    if (n < FULL_ID_LEN) {
+        if (fetch_forks(c, "all", NULL, NULL, FORKS_MAX_PAGES, &res) != 0)
+            goto out;
+        json_array_foreach(json_object_get(res, "forks"), i, f) {
+            const char *fid = obj_str(f, "fork_id");
+            if (fid != NULL && strncmp(fid, id, n) == 0 &&
+                (match == NULL || strcmp(fid, match) != 0)) {
+                match = fid;
+                nmatch++;
+            }
+        }
+        if (nmatch > 1) {
+            fprintf(stderr,
+                    "error: fork id '%s' is ambiguous: %zu forks start "
+                    "with it\n",
+                    id, nmatch);
+            goto out;
+        }
+    }
+    dup = strdup(match != NULL ? match : id);
+    if (dup == NULL) {
+        fputs("error: out of memory\n", stderr);
+        goto out;
+    }
+    *out = dup;
+    rc = 0;
+out:
+    json_decref(res);
+    return rc;
+}
+
+/* Expands a version id prefix (as `forks show` shows it) to the full id of
+ * one of the fork's branches; kept as given when it matches none. */
+static int
+expand_keep(const ctx *c, const char *fork_id, const char *keep, char **out)
+{
+    char *path = NULL;
+    json_t *fork = NULL;
+    const json_t *b;
+    const char *match = NULL;
+    size_t i, n = strlen(keep), nmatch = 0;
+    char *dup;
+    int rc = 1;
+
+    if (n < FULL_ID_LEN) {
+        if (path_with_id("/forks/", fork_id, "", &path) != 0 ||
+            call_json(c, "GET", path, NULL, NULL, &fork) != 0)
+            goto out;
+        json_array_foreach(json_object_get(fork, "branches"), i, b) {
+            const char *vid = obj_str(b, "version_id");
+            if (vid != NULL && strncmp(vid, keep, n) == 0) {
+                match = vid;
+                nmatch++;
+            }
+        }
+        if (nmatch > 1) {
+            fprintf(stderr,
+                    "error: version id '%s' is ambiguous: %zu branches "
+                    "start with it\n",
+                    keep, nmatch);
+            goto out;
+        }
+    }
+    dup = strdup(match != NULL ? match : keep);
+    if (dup == NULL) {
+        fputs("error: out of memory\n", stderr);
+        goto out;
+    }
+    *out = dup;
+    rc = 0;
+out:
+    json_decref(fork);
+    free(path);
+    return rc;
+}
+
+/* Whether item is one of the comma-separated entries of list. */
+static int
+csv_has(const char *list, const char *item)
+{
+    size_t n = strlen(item);
+    while (*list != '\0') {
+        size_t m = strcspn(list, ",");
+        if (m == n && strncmp(list, item, n) == 0)
+            return 1;
+        list += m;
+        if (*list == ',')
+            list++;
+    }
+    return 0;
+}
+
+/* "eu,us": the distinct origin regions of the branches, in branch order.
+ * malloc'ed, or NULL when out of memory. */
+static char *
+branch_regions(const json_t *branches)
+{
+    const json_t *b;
+    size_t i, n = 1;
+    char *s;
+
+    json_array_foreach(branches, i, b) {
+        const char *r = obj_str(json_object_get(b, "origin"), "region");
+        if (r != NULL)
+            n += strlen(r) + 1;
+    }
+    s = malloc(n);
+    if (s == NULL)
+        return NULL;
+    s[0] = '\0';
+    json_array_foreach(branches, i, b) {
+        const char *r = obj_str(json_object_get(b, "origin"), "region");
+        if (r == NULL || r[0] == '\0' || strchr(r, ',') != NULL ||
+            csv_has(s, r))
+            continue;
+        if (s[0] != '\0')
+            strncat(s, ",", n - strlen(s) - 1);
+        strncat(s, r, n - strlen(s) - 1);
+    }
+    return s;
+}
+
+static int
+forks_list(const ctx *c)
+{
+    const struct opts *o = c->o;
+    const char *status = o->val[O_STATUS];
+    json_t *res = NULL;
+    const json_t *f, *counts;
+    cli_table *t = NULL;
+    static const char *const hdr[] = {"FORK_ID", "URI",      "BRANCHES",
+                                      "REGIONS", "DETECTED", "STATUS"};
+    char *regions = NULL;
+    char b1[32], b2[32];
+    long long limit;
+    size_t i;
+    int rc;
+
+    if (o->npos > 2)
+        return usage_error("forks list takes no arguments");
+    rc = check_sub_opts(o, "list", OPT(O_STATUS) | OPT(O_PATTERN) |
+                                       OPT(O_LIMIT));
+    if (rc != 0)
+        return rc;
+    if (status != NULL && strcmp(status, "open") != 0 &&
+        strcmp(status, "resolved") != 0 && strcmp(status, "all") != 0)
+        return usage_error("--status must be open, resolved or all, not "
+                           "'%s'",
+                           status);
+    if (o->set[O_LIMIT] &&
+        (parse_nonneg(o->val[O_LIMIT], &limit) != 0 || limit == 0))
+        return usage_error("--limit needs a positive number, not '%s'",
+                           o->val[O_LIMIT]);
+    rc = 1;
+    /* --limit asks for one page of N; otherwise follow the cursor. */
+    if (fetch_forks(c, status, o->val[O_PATTERN], o->val[O_LIMIT],
+                    o->set[O_LIMIT] ? 1 : FORKS_MAX_PAGES, &res) != 0)
+        goto out;
+    if (c->json) {
+        rc = print_json(res);
+        goto out;
+    }
+    if (cli_table_new(6, hdr, &t) != CS_OK)
+        goto oom;
+    json_array_foreach(json_object_get(res, "forks"), i, f) {
+        const json_t *branches = json_object_get(f, "branches");
+        const char *cells[6];
+        char shortid[SHORT_ID_LEN + 1], nbuf[32];
+        snprintf(shortid, sizeof(shortid), "%s",
+                 obj_str(f, "fork_id") != NULL ? obj_str(f, "fork_id")
+                                               : "-");
+        regions = branch_regions(branches);
+        if (regions == NULL)
+            goto oom;
+        snprintf(nbuf, sizeof(nbuf), "%zu", json_array_size(branches));
+        cells[0] = shortid;
+        cells[1] = obj_str(f, "uri");
+        cells[2] = nbuf;
+        cells[3] = regions[0] != '\0' ? regions : "-";
+        cells[4] = obj_str(f, "detected_at");
+        cells[5] = obj_str(f, "status");
+        if (cli_table_add_row(t, cells) != CS_OK)
+            goto oom;
+        free(regions);
+        regions = NULL;
+    }
+    cli_table_print(t, stdout);
+    counts = json_object_get(res, "counts");
+    printf("open: %s, resolved: %s\n",
+           scalar_str(json_object_get(counts, "open"), b1, sizeof(b1)),
+           scalar_str(json_object_get(counts, "resolved"), b2, sizeof(b2)));
+    if (forks_truncated(res))
+        fprintf(stderr,
+                o->set[O_LIMIT]
+                    ? "note: more forks match; raise --limit or narrow "
+                      "with --pattern\n"
+                    : "note: showing the first %zu forks; narrow with "
+                      "--pattern or --status\n",
+                cli_table_rows(t));
+    rc = 0;
+    goto out;
+oom:
+    fputs("error: out of memory\n", stderr);
+out:
+    free(regions);
+    cli_table_free(t);
+    json_decref(res);
+    return rc;
+}
+
+/* "v:495ebba7e6d2": the first SHORT_ID_LEN characters of an id. */
+static const char *
+short_id(const char *id, char *buf, size_t bufsz)
+{
+    snprintf(buf, bufsz, "%s", id != NULL ? id : "-");
+    return buf;
+}
+
+static int
+print_fork(const json_t *f)
+{
+    const char *head = obj_str(f, "provisional_head");
+    const char *by = obj_str(f, "detected_by");
+    const char *status = obj_str(f, "status");
+    int resolved = status != NULL && strcmp(status, "resolved") == 0;
+    const json_t *b, *d;
+    cli_table *t = NULL;
+    static const char *const hdr[] = {"VERSION_ID", "AUTHOR",  "REGION",
+                                      "CREATED",    "SUMMARY", "DELETED",
+                                      "HEAD"};
+    size_t i;
+    int rc = 1;
+
+    print_kv("fork_id:", json_object_get(f, "fork_id"));
+    print_kv("uri:", json_object_get(f, "uri"));
+    print_kv("status:", json_object_get(f, "status"));
+    print_kv("parent_id:", json_object_get(f, "parent_id"));
+    /* Once resolved, the node's head is the merge version. */
+    print_kv(resolved ? "head:" : "provisional:",
+             json_object_get(f, "provisional_head"));
+    printf("%-13s %s%s%s%s\n", "detected:",
+           obj_str(f, "detected_at") != NULL ? obj_str(f, "detected_at")
+                                             : "-",
+           by != NULL ? " (" : "", by != NULL ? by : "",
+           by != NULL ? ")" : "");
+    print_kv("resolved_by:", json_object_get(f, "resolved_by"));
+    print_kv("resolved_at:", json_object_get(f, "resolved_at"));
+    if (json_is_string(json_object_get(f, "resolution_version_id")))
+        print_kv("resolution:", json_object_get(f, "resolution_version_id"));
+    if (json_object_get(f, "policy") != NULL)
+        print_kv("policy:", json_object_get(f, "policy"));
+    fputc('\n', stdout);
+
+    if (cli_table_new(7, hdr, &t) != CS_OK)
+        goto oom;
+    json_array_foreach(json_object_get(f, "branches"), i, b) {
+        const char *vid = obj_str(b, "version_id");
+        const char *cells[7];
+        char shortid[SHORT_ID_LEN + 1];
+        /* The record's head names the branch; a branch's own flag means
+         * "the head descends from it", which after a merge holds for all. */
+        int is_head = head != NULL
+                          ? vid != NULL && strcmp(head, vid) == 0
+                          : json_is_true(json_object_get(b, "provisional_head"));
+        cells[0] = short_id(vid, shortid, sizeof(shortid));
+        cells[1] = obj_str(b, "author_id");
+        cells[2] = obj_str(json_object_get(b, "origin"), "region");
+        cells[3] = obj_str(b, "created_at");
+        cells[4] = obj_str(b, "summary");
+        cells[5] = json_is_true(json_object_get(b, "deleted")) ? "yes" : "";
+        cells[6] = is_head ? "yes" : "";
+        if (cells[2] == NULL)
+            cells[2] = "-";
+        if (cli_table_add_row(t, cells) != CS_OK)
+            goto oom;
+    }
+    cli_table_print(t, stdout);
+
+    /* One diff from the provisional head to each other branch. */
+    json_array_foreach(json_object_get(f, "diffs"), i, d) {
+        const char *from = obj_str(d, "from"), *to = obj_str(d, "to");
+        const json_t *lines = json_object_get(d, "lines");
+        char s1[SHORT_ID_LEN + 1], s2[SHORT_ID_LEN + 1];
+        printf("\n--- %s%s\n+++ %s%s\n", short_id(from, s1, sizeof(s1)),
+               from != NULL && head != NULL && strcmp(from, head) == 0
+                   ? " (provisional head)" : "",
+               short_id(to, s2, sizeof(s2)),
+               to != NULL && head != NULL && strcmp(to, head) == 0
+                   ? " (provisional head)" : "");
+        if (!json_is_object(lines))
+            puts("(no line diff)");
+        else if (print_diff_lines(lines) != 0)
+            goto out;
+    }
+    rc = 0;
+    goto out;
+oom:
+    fputs("error: out of memory\n", stderr);
+out:
+    cli_table_free(t);
+    return rc;
+}
+
+static int
+forks_show(const ctx *c)
+{
+    const struct opts *o = c->o;
+    char *id = NULL, *path = NULL;
+    json_t *res = NULL;
+    int rc;
+
+    if (o->npos != 3 || o->pos[2][0] == '\0')
+        return usage_error("forks show takes exactly one fork ID");
+    rc = check_sub_opts(o, "show", 0);
+    if (rc != 0)
+        return rc;
+    rc = 1;
+    if (expand_fork_id(c, o->pos[2], &id) != 0 ||
+        path_with_id("/forks/", id, "", &path) != 0 ||
+        call_json(c, "GET", path, NULL, NULL, &res) != 0)
+        goto out;
+    rc = c->json ? print_json(res) : print_fork(res);
+out:
+    json_decref(res);
+    free(path);
+    free(id);
+    return rc;
+}
+
+static int
+forks_resolve(const ctx *c)
+{
+    const struct opts *o = c->o;
+    char *id = NULL, *keep = NULL, *path = NULL;
+    json_t *content = NULL, *body = NULL, *res = NULL;
+    const json_t *fork, *version;
+    char nbuf[64];
+    int rc;
+
+    if (o->npos != 3 || o->pos[2][0] == '\0')
+        return usage_error("forks resolve takes exactly one fork ID");
+    rc = check_sub_opts(o, "resolve",
+                        OPT(O_KEEP) | OPT(O_FILE) | OPT(O_CONTENT) |
+                            OPT(O_SUMMARY) | OPT(O_CONTENT_TYPE));
+    if (rc != 0)
+        return rc;
+    if (o->set[O_KEEP] + o->set[O_FILE] + o->set[O_CONTENT] != 1)
+        return usage_error("forks resolve needs exactly one of --keep, "
+                           "--content-file or --content");
+    if (o->set[O_KEEP] && o->val[O_KEEP][0] == '\0')
+        return usage_error("--keep needs a version id");
+    if (o->set[O_KEEP] && o->set[O_CONTENT_TYPE])
+        return usage_error("--content-type only applies with "
+                           "--content-file or --content");
+    rc = 1;
+    /* Local input first: nothing is sent when the file is unusable. */
+    if (!o->set[O_KEEP] && make_content(o, &content) != 0)
+        goto out;
+    if (expand_fork_id(c, o->pos[2], &id) != 0)
+        goto out;
+    if (o->set[O_KEEP] && expand_keep(c, id, o->val[O_KEEP], &keep) != 0)
+        goto out;
+    body = json_object();
+    if (body == NULL || set_str(body, "keep", keep) != 0 ||
+        (content != NULL && json_object_set(body, "content", content) != 0) ||
+        set_str(body, "summary", o->val[O_SUMMARY]) != 0 ||
+        set_str(body, "content_type", o->val[O_CONTENT_TYPE]) != 0) {
+        fputs("error: out of memory\n", stderr);
+        goto out;
+    }
+    if (path_with_id("/forks/", id, "/resolve", &path) != 0 ||
+        call_json(c, "POST", path, NULL, body, &res) != 0)
+        goto out;
+    if (c->json) {
+        rc = print_json(res);
+        goto out;
+    }
+    fork = json_object_get(res, "fork");
+    version = json_object_get(res, "version");
+    printf("resolved %s by writing version %s (version_id %s)\n",
+           obj_str(fork, "fork_id") != NULL ? obj_str(fork, "fork_id") : id,
+           scalar_str(json_object_get(version, "version"), nbuf,
+                      sizeof(nbuf)),
+           obj_str(version, "version_id") != NULL
+               ? obj_str(version, "version_id") : "-");
+    rc = 0;
+out:
+    json_decref(res);
+    json_decref(body);
+    json_decref(content);
+    free(path);
+    free(keep);
+    free(id);
+    return rc;
+}
+
+static int
+cmd_forks(const ctx *c)
+{
+    const struct opts *o = c->o;
+    const char *sub = o->npos >= 2 ? o->pos[1] : "list";
+
+    if (strcmp(sub, "list") == 0)
+        return forks_list(c);
+    if (strcmp(sub, "show") == 0)
+        return forks_show(c);
+    if (strcmp(sub, "resolve") == 0)
+        return forks_resolve(c);
+    return usage_error("unknown forks subcommand '%s'", sub);
+}
+
+/* ---- residency -------------------------------------------------------- */
+
+/* Whether a 404 says the node has no such route at all (as opposed to an
+ * unknown object behind a known route). */
+static int
+is_missing_route(const cli_resp *r)
+{
+    json_t *j;
+    const char *code, *msg;
+    int yes;
+
+    if (r->status != 404)
+        return 0;
+    j = parse_resp(r);
+    code = obj_str(j, "error");
+    msg = obj_str(j, "message");
+    yes = code != NULL && strcmp(code, "not_found") == 0 && msg != NULL &&
+          strncmp(msg, "no such endpoint", 16) == 0;
+    json_decref(j);
+    return yes;
+}
+
+/* Like print_kv, but an array of strings prints as "a,b" ("none" when
+ * empty). */
+static int
+print_kv_list(const char *key, const json_t *v)
+{
+    const json_t *e;
+    size_t i;
+    char *joined;
+
+    if (!json_is_array(v)) {
+        print_kv(key, v);
+        return 0;
+    }
+    json_array_foreach(v, i, e) {
+        if (!json_is_string(e)) {
+            print_kv(key, v);
+            return 0;
+        }
+    }
+    joined = join_ops(v);
+    if (joined == NULL) {
+        fputs("error: out of memory\n", stderr);
+        return 1;
+    }
+    printf("%-13s %s\n", key, joined[0] != '\0' ? joined : "none");
+    free(joined);
+    return 0;
+}
+
+static int
+cmd_residency(const ctx *c)
+{
+    const struct opts *o = c->o;
+    cli_resp resp = {0};
+    json_t *res = NULL;
+    json_error_t jerr;
+    const json_t *rule;
+    int rc = 1;
+
+    if (o->npos < 2)
+        return usage_error("residency needs a subcommand: check URI");
+    if (strcmp(o->pos[1], "check") != 0)
+        return usage_error("unknown residency subcommand '%s'", o->pos[1]);
+    if (o->npos != 3)
+        return usage_error("residency check takes exactly one URI");
+    {
+        const char *q[] = {"uri", o->pos[2], NULL};
+        if (send_req(c, "GET", "/residency/check", q, NULL, &resp) != 0)
+            goto out;
+    }
+    if (is_missing_route(&resp)) {
+        fputs("error: this node has no residency support yet\n", stderr);
+        goto out;
+    }
+    if (resp.status < 200 || resp.status > 299) {
+        print_server_error(&resp);
+        goto out;
+    }
+    res = json_loadb(resp.body, resp.len, JSON_ALLOW_NUL, &jerr);
+    if (res == NULL) {
+        fprintf(stderr, "error: node sent invalid JSON (HTTP %ld): %s\n",
+                resp.status, jerr.text);
+        goto out;
+    }
+    if (c->json) {
+        rc = print_json(res);
+        goto out;
+    }
+    rule = json_object_get(res, "rule");
+    print_kv("uri:", json_object_get(res, "uri"));
+    if (rule == NULL || json_is_null(rule))
+        printf("%-13s %s\n", "rule:", "none (no residency rule matches)");
+    else
+        print_kv("rule:", rule);
+    print_kv("home_region:", json_object_get(res, "home_region"));
+    if (print_kv_list("index:", json_object_get(res, "index")) != 0 ||
+        print_kv_list("payload:", json_object_get(res, "payload")) != 0 ||
+        print_kv_list("on_demand:", json_object_get(res, "on_demand")) != 0 ||
+        print_kv_list("cache:", json_object_get(res, "cache")) != 0)
+        goto out;
+    if (json_object_get(res, "explanation") != NULL)
+        print_kv("explanation:", json_object_get(res, "explanation"));
+    rc = 0;
+out:
+    json_decref(res);
+    cli_resp_free(&resp);
+    return rc;
+}
+
 /* ---- main ------------------------------------------------------------- */
 
 int
@@ -1384,6 +2030,8 @@ main(int argc, char **argv)
     case CMD_ACTORS: rc = cmd_actors(&c); break;
     case CMD_GRANT: rc = cmd_grant(&c); break;
     case CMD_STATUS: rc = cmd_status(&c); break;
+    case CMD_FORKS: rc = cmd_forks(&c); break;
+    case CMD_RESIDENCY: rc = cmd_residency(&c); break;
     case CMD_NONE: rc = EXIT_USAGE; break;
     }
     if (fflush(stdout) != 0 && rc == 0) {

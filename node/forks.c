@@ -223,15 +223,34 @@ fork_record(sqlite3 *db, const char *fork_id)
         }
         sqlite3_reset(st);
     }
-    /* Which branch the current head descends from. */
+    /* Open: the branch the current (provisional) head descends from.
+     * Resolved: the branch that was kept, i.e. the one the resolution's
+     * parent line descends from (every branch is in the merge's ancestry). */
     {
+        char ref[CS_VERSION_ID_LEN + 1];
+        const char *res = json_string_value(
+            json_object_get(o, "resolution_version_id"));
         size_t i;
         json_t *b;
+        snprintf(ref, sizeof(ref), "%s", head);
+        if (res != NULL) {
+            sqlite3_stmt *ps = cs_stmt(db, "SELECT parent_id FROM"
+                                           " artifact_versions WHERE"
+                                           " version_id = ?1");
+            if (ps != NULL) {
+                sqlite3_bind_text(ps, 1, res, -1, SQLITE_STATIC);
+                if (sqlite3_step(ps) == SQLITE_ROW &&
+                    sqlite3_column_type(ps, 0) != SQLITE_NULL)
+                    snprintf(ref, sizeof(ref), "%s",
+                             sqlite3_column_text(ps, 0));
+                sqlite3_reset(ps);
+            }
+        }
         json_array_foreach(branches, i, b)
         {
             const char *vid = json_string_value(json_object_get(b, "version_id"));
             json_object_set_new(b, "provisional_head",
-                                json_boolean(is_ancestor(db, vid, head)));
+                                json_boolean(is_ancestor(db, vid, ref)));
         }
     }
     json_object_set_new(o, "branches", branches);

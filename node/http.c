@@ -287,6 +287,13 @@ cs_res_error_x(cs_req *r, int status, const char *code, json_t *extra,
     if (o != NULL && extra != NULL)
         json_object_update_missing(o, extra);
     json_decref(extra);
+    if (status == 503) {
+        bool have = false;
+        for (hdr *x = r->headers; x != NULL; x = x->next)
+            have = have || strcasecmp(x->name, "Retry-After") == 0;
+        if (!have)
+            cs_res_header(r, "Retry-After", "1");
+    }
     if (status >= 500)
         cs_log(CS_LOG_WARN, "HTTP-ERROR", "req=%s %s %s -> %d %s: %s", r->id,
                r->method, r->path, status, code, msg);
@@ -315,7 +322,6 @@ cs_res_store_error(cs_req *r, cs_err rv, const cs_errbuf *eb)
                      "%s; free space on the node's data volume and retry", m);
         break;
     case CS_ESHUTDOWN:
-        cs_res_header(r, "Retry-After", "1");
         cs_res_error(r, 503, "unavailable", "%s", m);
         break;
     default:

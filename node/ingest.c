@@ -2,6 +2,7 @@
  * ingest.c: applying federation events (see ingest.h). */
 #include "ingest.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,8 @@ typedef enum {
 
 static const char *const status_names[] = {"applied", "duplicate",
                                            "deferred", "fork", "rejected"};
+
+static _Atomic unsigned long long g_counts[5], g_batches;
 
 typedef struct ing_event {
     json_t *ev;          /* borrowed from the request body */
@@ -676,6 +679,9 @@ cs_ingest_handle(cs_req *r)
         cs_res_store_error(r, rv, &eb);
         goto out;
     }
+    atomic_fetch_add(&g_batches, 1);
+    for (int k = 0; k < 5; k++)
+        atomic_fetch_add(&g_counts[k], b.counts[k]);
     results = json_array();
     for (i = 0; i < b.n; i++) {
         const json_t *ev = b.evs[i].ev;
@@ -702,4 +708,22 @@ out:
     for (i = 0; i < b.n; i++)
         free(b.evs[i].payload);
     free(b.evs);
+}
+
+void
+cs_ingest_metrics(char **buf, size_t *len, size_t *cap)
+{
+    cs_buf_appendf(buf, len, cap,
+                   "# HELP ctxsync_federation_ingested_events_total Ingested "
+                   "federation events by result.\n"
+                   "# TYPE ctxsync_federation_ingested_events_total counter\n");
+    for (int k = 0; k < 5; k++)
+        cs_buf_appendf(buf, len, cap,
+                       "ctxsync_federation_ingested_events_total{status=\"%s\"}"
+                       " %llu\n",
+                       status_names[k], atomic_load(&g_counts[k]));
+    cs_buf_appendf(buf, len, cap,
+                   "# TYPE ctxsync_federation_ingest_batches_total counter\n"
+                   "ctxsync_federation_ingest_batches_total %llu\n",
+                   atomic_load(&g_batches));
 }

@@ -17,4 +17,7 @@
 
 void cs_ingest_handle(cs_req *r);
 
+/* Prometheus lines: ingested events by status, batches. */
+void cs_ingest_metrics(char **buf, size_t *len, size_t *cap);
+
 #endif

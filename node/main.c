@@ -28,6 +28,8 @@ usage(FILE *f)
             "           [--workers N] [--sync full|normal] "
             "[--blob-inline-max BYTES]\n"
             "           [--log-format text|json] [--ready-file FILE]\n"
+            "       ctxsync-node new-epoch --data DIR   (after restoring a "
+            "backup)\n"
             "       ctxsync-node --help | --version\n"
             "\n"
             "init creates DIR with the database, the node identity and an "
@@ -162,6 +164,39 @@ cmd_init(int argc, char **argv)
     free(txt);
     json_decref(out);
     cs_store_close(s);
+    return 0;
+}
+
+/* ---- new-epoch ---- */
+
+static int
+cmd_new_epoch(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"data", required_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *data = NULL;
+    char old_e[33] = "", new_e[33] = "";
+    cs_errbuf eb = {{0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': data = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (data == NULL || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (cs_store_new_epoch(data, old_e, new_e, &eb) != CS_OK) {
+        fprintf(stderr, "ctxsync-node: new-epoch: %s\n", eb.msg);
+        return 1;
+    }
+    printf("{\"old_epoch\":\"%s\",\"epoch\":\"%s\"}\n", old_e, new_e);
     return 0;
 }
 
@@ -399,6 +434,8 @@ main(int argc, char **argv)
         return cmd_init(argc - 1, argv + 1);
     if (strcmp(argv[1], "serve") == 0)
         return cmd_serve(argc - 1, argv + 1);
+    if (strcmp(argv[1], "new-epoch") == 0)
+        return cmd_new_epoch(argc - 1, argv + 1);
     fprintf(stderr, "ctxsync-node: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -178,12 +178,14 @@ deliver(sse_hub *h, sse_client *c, int64_t seq, const char *uri,
         return;
     push_event(c, seq, body);
     atomic_fetch_add(&h->delivered, 1);
+    /* The overflow frame follows every queued frame, so last_id is the seq
+     * of the last change frame the client will have read before it. */
     if (c->q_events > h->node->cfg.sse_max_lag) {
         char msg[200];
         snprintf(msg, sizeof(msg),
                  "event: overflow\ndata: {\"reason\":\"client fell more "
                  "than %u events behind\",\"last_id\":%lld}\n\n",
-                 h->node->cfg.sse_max_lag, (long long)c->sent_seq);
+                 h->node->cfg.sse_max_lag, (long long)seq);
         push_text(c, msg);
         c->closing = true;
         atomic_fetch_add(&h->overflows, 1);
@@ -364,6 +366,10 @@ hub_main(void *arg)
         for (size_t i = 0; i < nres; i++)
             MHD_resume_connection(resume[i]);
     }
+    /* The statements cached on h->db belong to this thread's cache: the
+     * connection must be closed here, not by the thread that stops us. */
+    cs_store_reader_close(h->db);
+    h->db = NULL;
     return NULL;
 }
 
@@ -440,7 +446,6 @@ sse_hub_stop(sse_hub *h)
         c = next;
     }
     nng_close(h->sub);
-    cs_store_reader_close(h->db);
     pthread_mutex_destroy(&h->mu);
     free(h);
 }

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -57,6 +58,7 @@ struct cs_store {
     char node_id[129], region[65], epoch[33];
     bool sync_full;
     size_t blob_inline_max;
+    int lock_fd; /* flock on DIR/ctxsync.lock while open */
     sqlite3 *wdb;
     pthread_t writer;
     pthread_mutex_t mu;
@@ -305,6 +307,100 @@ out:
     sqlite3_close_v2(db);
     free(dbp);
     free(blobs);
+    return rv;
+}
+
+/* Takes the data directory's lock (one process at a time: a serving node,
+ * or an offline tool such as new-epoch). Returns the fd or -1. */
+static int
+lock_data_dir(const char *data_dir, cs_errbuf *eb)
+{
+    char *p = path_join(data_dir, "ctxsync.lock");
+    int fd;
+    if (p == NULL)
+        return -1;
+    fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    free(p);
+    if (fd < 0) {
+        cs_errf(eb, CS_EIO, "cannot open the lock file in %s: %s", data_dir,
+                strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        cs_errf(eb, CS_ECONFLICT,
+                "%s is in use by another ctxsync-node process (stop it "
+                "first)",
+                data_dir);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+cs_err
+cs_store_new_epoch(const char *data_dir, char *old_epoch, char *new_epoch,
+                   cs_errbuf *eb)
+{
+    cs_err rv = CS_OK;
+    char *dbp = path_join(data_dir, "ctxsync.db");
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    struct stat sb;
+
+    if (dbp == NULL)
+        return CS_ENOMEM;
+    int lock_fd = -1;
+
+    if (stat(dbp, &sb) != 0) {
+        rv = cs_errf(eb, CS_ENOTFOUND, "no database in %s", data_dir);
+        goto out;
+    }
+    lock_fd = lock_data_dir(data_dir, eb);
+    if (lock_fd < 0) {
+        rv = cs_errf(eb, CS_ECONFLICT,
+                     "%s is in use: stop ctxsync-node first", data_dir);
+        goto out;
+    }
+    if (open_conn(dbp, SQLITE_OPEN_READWRITE, true, &db, eb) != SQLITE_OK) {
+        rv = CS_EIO;
+        goto out;
+    }
+    if (exec(db, "BEGIN IMMEDIATE", eb) != SQLITE_OK) {
+        rv = CS_EDB;
+        goto out;
+    }
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'epoch'",
+                           -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        rv = cs_errf(eb, CS_EINVAL, "database has no epoch");
+        goto rollback;
+    }
+    snprintf(old_epoch, 33, "%s", sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    st = NULL;
+    if ((rv = cs_random_hex(new_epoch, 16)) != CS_OK)
+        goto rollback;
+    if (sqlite3_prepare_v2(db, "UPDATE meta SET value = ?1 WHERE key = 'epoch'",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rv = cs_db_err(db, SQLITE_ERROR, eb);
+        goto rollback;
+    }
+    sqlite3_bind_text(st, 1, new_epoch, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        rv = cs_db_err(db, sqlite3_errcode(db), eb);
+        goto rollback;
+    }
+    if (exec(db, "COMMIT", eb) != SQLITE_OK)
+        rv = CS_EDB;
+    goto out;
+rollback:
+    exec(db, "ROLLBACK", NULL);
+out:
+    sqlite3_finalize(st);
+    sqlite3_close_v2(db);
+    if (lock_fd >= 0)
+        close(lock_fd);
+    free(dbp);
     return rv;
 }
 
@@ -610,6 +706,7 @@ cs_store_open(const cs_store_opts *o, cs_store **out, cs_errbuf *eb)
 
     if (s == NULL)
         return CS_ENOMEM;
+    s->lock_fd = -1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv_work, NULL);
     pthread_cond_init(&s->cv_done, NULL);
@@ -626,6 +723,11 @@ cs_store_open(const cs_store_opts *o, cs_store **out, cs_errbuf *eb)
                      "no database in %s: run 'ctxsync-node init --data %s' "
                      "first",
                      o->data_dir, o->data_dir);
+        goto out;
+    }
+    s->lock_fd = lock_data_dir(o->data_dir, eb);
+    if (s->lock_fd < 0) {
+        rv = CS_ECONFLICT;
         goto out;
     }
     if (open_conn(s->db_path, SQLITE_OPEN_READWRITE, o->sync_full, &s->wdb,
@@ -655,6 +757,8 @@ cs_store_open(const cs_store_opts *o, cs_store **out, cs_errbuf *eb)
 out:
     if (s->wdb != NULL)
         sqlite3_close_v2(s->wdb);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
     free(s->data_dir);
     free(s->db_path);
     free(s);
@@ -674,6 +778,8 @@ cs_store_close(cs_store *s)
     nng_close(s->pub);
     exec(s->wdb, "PRAGMA wal_checkpoint(PASSIVE)", NULL);
     sqlite3_close_v2(s->wdb);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv_work);
     pthread_cond_destroy(&s->cv_done);
@@ -852,13 +958,19 @@ cs_blob_put(cs_tx *tx, const char *hash, const void *data, size_t len,
     if (len > s->blob_inline_max) {
         char *dir = blob_path(s, hash, true);
         char *path = blob_path(s, hash, false);
+        struct stat sb;
         if (dir == NULL || path == NULL) {
             free(dir);
             free(path);
             return CS_ENOMEM;
         }
-        /* Durable before the commit that references it. */
-        rv = write_file_durable(dir, path, data, len, s->sync_full, eb);
+        /* Durable before the commit that references it. A file left by a
+         * write whose commit failed is complete (temp file + rename) and
+         * content-addressed: reuse it. */
+        if (stat(path, &sb) == 0 && (size_t)sb.st_size == len)
+            rv = CS_OK;
+        else
+            rv = write_file_durable(dir, path, data, len, s->sync_full, eb);
         free(dir);
         free(path);
         if (rv != CS_OK)

@@ -38,6 +38,13 @@ typedef struct cs_store_opts {
 cs_err cs_store_init(const char *data_dir, const char *node_id,
                      const char *region, cs_errbuf *eb);
 
+/* Gives an existing (stopped) data dir a new random epoch, as after a
+ * restore from backup: peers' bridges then see source_epoch_changed
+ * instead of silently skipping events whose seqs are reused. The old and
+ * new epochs are copied to old_epoch and new_epoch (33 bytes each). */
+cs_err cs_store_new_epoch(const char *data_dir, char *old_epoch,
+                          char *new_epoch, cs_errbuf *eb);
+
 /* Opens an existing data dir, migrates the schema forward (refusing a newer
  * one with a clear message) and starts the writer thread. *out on success;
  * free with cs_store_close() (stops the writer after draining its queue). */

@@ -221,5 +221,28 @@ def init_refuses_existing_data_dir():
         assert os.path.isdir(n.data_dir)
 
 
+@test
+def new_epoch_after_restore_and_refused_while_serving():
+    with Node(node_id="ep1", region="eu") as n:
+        old = n.epoch
+        r = subprocess.run([bin_path("ctxsync-node"), "new-epoch", "--data", n.data_dir],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
+        assert r.returncode == 1 and b"stop ctxsync-node first" in r.stderr, r
+        # a second node on the same data directory is refused, not corrupting
+        r = subprocess.run([bin_path("ctxsync-node"), "serve", "--data", n.data_dir,
+                            "--listen", "127.0.0.1:0"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
+        assert r.returncode == 1 and b"in use by another ctxsync-node" in r.stderr, r
+        n.stop()
+        r = subprocess.run([bin_path("ctxsync-node"), "new-epoch", "--data", n.data_dir],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
+        assert r.returncode == 0, r
+        out = __import__("json").loads(r.stdout)
+        assert out["old_epoch"] == old and out["epoch"] != old and len(out["epoch"]) == 32
+        n.restart()
+        st, _, h = n.req("GET", "/health")
+        assert st == 200 and h["epoch"] == out["epoch"], h
+
+
 if __name__ == "__main__":
     run_tests()
