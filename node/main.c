@@ -28,6 +28,9 @@ usage(FILE *f)
             "           [--workers N] [--sync full|normal] "
             "[--blob-inline-max BYTES]\n"
             "           [--log-format text|json] [--ready-file FILE]\n"
+            "           [--residency FILE] [--peers FILE] "
+            "[--fork-policy PATTERN=POLICY]...\n"
+            "           [--tls-cert F --tls-key F [--tls-client-ca F]]\n"
             "       ctxsync-node new-epoch --data DIR   (after restoring a "
             "backup)\n"
             "       ctxsync-node --help | --version\n"
@@ -236,6 +239,10 @@ cmd_serve(int argc, char **argv)
         {"ready-file", required_argument, NULL, 'R'},
         {"residency", required_argument, NULL, 'x'},
         {"peers", required_argument, NULL, 'p'},
+        {"tls-cert", required_argument, NULL, 'C'},
+        {"tls-key", required_argument, NULL, 'K'},
+        {"tls-client-ca", required_argument, NULL, 'A'},
+        {"fork-policy", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -330,17 +337,38 @@ cmd_serve(int argc, char **argv)
             break;
         }
         case 'R': ready = optarg; break;
-        case 'x':
-        case 'p':
-            fprintf(stderr, "ctxsync-node: --residency and --peers are not "
-                            "available in this build yet\n");
-            return 2;
+        case 'x': n.cfg.residency_file = optarg; break;
+        case 'p': n.cfg.peers_file = optarg; break;
+        case 'C': n.cfg.tls_cert = optarg; break;
+        case 'K': n.cfg.tls_key = optarg; break;
+        case 'A': n.cfg.tls_client_ca = optarg; break;
+        case 'F':
+            if (n.cfg.n_fork_policies >= 16) {
+                fprintf(stderr, "ctxsync-node: at most 16 --fork-policy\n");
+                return 2;
+            }
+            n.cfg.fork_policies[n.cfg.n_fork_policies++] = optarg;
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
     if (n.cfg.data_dir == NULL || optind != argc) {
         usage(stderr);
+        return 2;
+    }
+    /* Refuse what this build cannot do rather than silently ignore it
+     * (e.g. serve clear text when a certificate was given). */
+    if (n.cfg.tls_cert != NULL || n.cfg.tls_key != NULL ||
+        n.cfg.tls_client_ca != NULL) {
+        fprintf(stderr, "ctxsync-node: TLS (--tls-cert/--tls-key/"
+                        "--tls-client-ca) is not available in this build "
+                        "yet\n");
+        return 2;
+    }
+    if (n.cfg.residency_file != NULL || n.cfg.peers_file != NULL) {
+        fprintf(stderr, "ctxsync-node: --residency and --peers are not "
+                        "available in this build yet\n");
         return 2;
     }
     if (n.cfg.header_auth && !is_loopback(n.cfg.listen) && !insecure_header) {

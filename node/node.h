@@ -22,6 +22,15 @@ typedef struct cs_node_cfg {
     unsigned sse_max_lag;      /* events queued for one client before overflow */
     bool sync_full;
     size_t blob_inline_max;
+    /* Paths given on the command line (NULL when absent); each owning
+     * module loads and validates its file at start. */
+    const char *residency_file; /* --residency (residency/) */
+    const char *peers_file;     /* --peers (on-demand fetch) */
+    const char *tls_cert;       /* --tls-cert */
+    const char *tls_key;        /* --tls-key */
+    const char *tls_client_ca;  /* --tls-client-ca (mutual TLS) */
+    const char *fork_policies[16]; /* --fork-policy PATTERN=POLICY, in order */
+    unsigned n_fork_policies;
 } cs_node_cfg;
 
 struct cs_node {
