@@ -856,7 +856,8 @@ cs_http_start(cs_node *n, const cs_http_opts *o, cs_http **out, cs_errbuf *eb)
     const cs_route *all[] = {cs_routes_artifacts, cs_routes_suggestions,
                              cs_routes_actors,    cs_routes_misc,
                              cs_routes_feed,      cs_routes_ops,
-                             cs_routes_federation, cs_routes_forks};
+                             cs_routes_federation, cs_routes_forks,
+                             cs_routes_ui};
     cs_http *h = calloc(1, sizeof(*h));
     if (h == NULL)
         return CS_ENOMEM;

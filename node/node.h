@@ -51,6 +51,7 @@ extern const cs_route cs_routes_feed[];        /* routes_feed.c: changes, subscr
 extern const cs_route cs_routes_ops[];         /* routes_ops.c: health, metrics */
 extern const cs_route cs_routes_federation[];  /* routes_federation.c */
 extern const cs_route cs_routes_forks[];       /* forks.c: review queue */
+extern const cs_route cs_routes_ui[];          /* routes_ui.c: /ui/forks */
 
 /* Appends one provenance row inside a write (operation "read", "write",
  * ...). version_touched <= 0 means null. */

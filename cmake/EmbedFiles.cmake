@@ -1,0 +1,21 @@
+# cmake -DOUT=file.c -DDIR=dir -DFILES=a,b -P EmbedFiles.cmake
+# Writes a C file with one byte array per file and a lookup table:
+#   const cs_asset cs_ui_assets[] = {{"index.html", data, len}, ..., {0}};
+string(REPLACE "," ";" FILES "${FILES}")
+set(content "/* Generated from ${DIR} by cmake/EmbedFiles.cmake: do not edit. */\n#include <stddef.h>\n#include \"ui_assets.h\"\n\n")
+set(table "const cs_asset cs_ui_assets[] = {\n")
+set(i 0)
+foreach(f ${FILES})
+  if(EXISTS "${DIR}/${f}")
+    file(READ "${DIR}/${f}" hex HEX)
+    string(LENGTH "${hex}" hexlen)
+    math(EXPR len "${hexlen} / 2")
+    string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+    string(APPEND content "static const unsigned char a${i}[] = {${bytes} 0};\n")
+    string(APPEND table "    {\"${f}\", a${i}, ${len}},\n")
+    math(EXPR i "${i} + 1")
+  endif()
+endforeach()
+string(APPEND table "    {NULL, NULL, 0},\n};\n")
+file(WRITE "${OUT}.tmp" "${content}\n${table}")
+file(RENAME "${OUT}.tmp" "${OUT}")
