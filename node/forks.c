@@ -25,7 +25,7 @@
 #define FORKS_PAGE_DEFAULT 50
 #define FORKS_PAGE_MAX 500
 
-/* ---- bookkeeping inside writes ---- */
+/* ---- automatic policies ---- */
 
 static cs_err
 step(sqlite3 *db, sqlite3_stmt *st, cs_errbuf *eb)
@@ -35,6 +35,146 @@ step(sqlite3 *db, sqlite3_stmt *st, cs_errbuf *eb)
     return (rc == SQLITE_DONE || rc == SQLITE_ROW) ? CS_OK
                                                    : cs_db_err(db, rc, eb);
 }
+
+
+typedef struct policy {
+    char pattern[CS_URI_MAX + 1];
+    cs_fork_policy_kind kind;
+    char regions[256];
+    char name[300]; /* as written: "lww", "region-priority:eu,us" */
+} policy;
+
+static policy g_policies[16];
+static unsigned g_npolicies;
+
+cs_err
+cs_forks_set_policies(const char *const *specs, unsigned n, cs_errbuf *eb)
+{
+    g_npolicies = 0;
+    for (unsigned i = 0; i < n && i < 16; i++) {
+        const char *eq = strrchr(specs[i], '=');
+        policy *p = &g_policies[g_npolicies];
+        size_t pl;
+        if (eq == NULL || eq == specs[i])
+            return cs_errf(eb, CS_EINVAL,
+                           "--fork-policy '%s': expected PATTERN=POLICY",
+                           specs[i]);
+        pl = (size_t)(eq - specs[i]);
+        if (pl > CS_URI_MAX)
+            return cs_errf(eb, CS_EINVAL, "--fork-policy: pattern too long");
+        memcpy(p->pattern, specs[i], pl);
+        p->pattern[pl] = '\0';
+        if (cs_pattern_validate(p->pattern, eb) != CS_OK)
+            return CS_EINVAL;
+        snprintf(p->name, sizeof(p->name), "%s", eq + 1);
+        if (strcmp(eq + 1, "manual") == 0) {
+            p->kind = CS_FORK_MANUAL;
+        } else if (strcmp(eq + 1, "lww") == 0) {
+            p->kind = CS_FORK_LWW;
+        } else if (strncmp(eq + 1, "region-priority:", 16) == 0 &&
+                   eq[17] != '\0' && strlen(eq + 17) < sizeof(p->regions)) {
+            p->kind = CS_FORK_REGION_PRIORITY;
+            snprintf(p->regions, sizeof(p->regions), "%s", eq + 17);
+        } else {
+            return cs_errf(eb, CS_EINVAL,
+                           "--fork-policy '%s': POLICY must be manual, lww "
+                           "or region-priority:R1,R2,...",
+                           specs[i]);
+        }
+        g_npolicies++;
+    }
+    return CS_OK;
+}
+
+static const policy *
+policy_for(const char *uri)
+{
+    for (unsigned i = 0; i < g_npolicies; i++)
+        if (cs_pattern_match(g_policies[i].pattern, uri))
+            return &g_policies[i];
+    return NULL;
+}
+
+static cs_err resolve_in_tx(cs_tx *tx, const char *fork_id, const char *keep,
+                            const cs_content *content,
+                            const char *content_type, const char *summary,
+                            const cs_actor *actor, char *uri_out,
+                            char *version_id_out, bool *bad_keep,
+                            cs_errbuf *eb);
+
+/* A policy-governed fork: choose the branch to keep; the node where that
+ * branch was written writes the merge (exactly one writer, every node
+ * choosing the same branch); other nodes record the fork and close it when
+ * that merge arrives. */
+static cs_err
+apply_policy(cs_tx *tx, const policy *p, const char *fork_id,
+             const char *uri, const char *parent_id, cs_errbuf *eb)
+{
+    sqlite3 *db = cs_tx_db(tx);
+    cs_store *s = cs_tx_store(tx);
+    sqlite3_stmt *st;
+    cs_fork_tip tips[32];
+    char ids[32][CS_VERSION_ID_LEN + 1], ats[32][CS_TIME_LEN + 8];
+    char regs[32][65], nodes[32][129];
+    int n = 0, k;
+    cs_actor actor;
+    char uri_out[CS_URI_MAX + 1], vid[CS_VERSION_ID_LEN + 1];
+    bool bad = false;
+
+    st = cs_stmt(db, "UPDATE forks SET policy = ?2 WHERE fork_id = ?1");
+    if (st == NULL)
+        return cs_db_err(db, SQLITE_ERROR, eb);
+    sqlite3_bind_text(st, 1, fork_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, p->name, -1, SQLITE_STATIC);
+    if (step(db, st, eb) != CS_OK)
+        return CS_EDB;
+    if (p->kind == CS_FORK_MANUAL)
+        return CS_OK;
+    /* the branches that are still tips */
+    st = cs_stmt(db, "SELECT v.version_id, v.version, v.deleted, v.created_at,"
+                     " v.origin_region, v.origin_node FROM artifact_versions v"
+                     " WHERE v.uri = ?1 AND v.parent_id IS ?2 AND NOT EXISTS"
+                     " (SELECT 1 FROM artifact_versions x WHERE x.uri = v.uri"
+                     "  AND (x.parent_id = v.version_id OR (x.merged_from IS"
+                     "  NOT NULL AND instr(x.merged_from, '\"' ||"
+                     "  v.version_id || '\"') > 0)))"
+                     " ORDER BY v.version_id");
+    if (st == NULL)
+        return cs_db_err(db, SQLITE_ERROR, eb);
+    sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
+    if (parent_id != NULL)
+        sqlite3_bind_text(st, 2, parent_id, -1, SQLITE_STATIC);
+    while (n < 32 && sqlite3_step(st) == SQLITE_ROW) {
+        snprintf(ids[n], sizeof(ids[n]), "%s", sqlite3_column_text(st, 0));
+        snprintf(ats[n], sizeof(ats[n]), "%s", sqlite3_column_text(st, 3));
+        snprintf(regs[n], sizeof(regs[n]), "%s", sqlite3_column_text(st, 4));
+        snprintf(nodes[n], sizeof(nodes[n]), "%s", sqlite3_column_text(st, 5));
+        tips[n].version_id = ids[n];
+        tips[n].version = sqlite3_column_int64(st, 1);
+        tips[n].deleted = sqlite3_column_int(st, 2) != 0;
+        tips[n].created_at = ats[n];
+        tips[n].origin_region = regs[n];
+        n++;
+    }
+    sqlite3_reset(st);
+    if (n < 2)
+        return CS_OK;
+    k = cs_fork_policy_choose(p->kind, p->regions, tips, n);
+    if (k < 0 || strcmp(nodes[k], cs_store_node_id(s)) != 0)
+        return CS_OK; /* manual, or another node writes the merge */
+    memset(&actor, 0, sizeof(actor));
+    snprintf(actor.actor_id, sizeof(actor.actor_id), "policy:%s",
+             p->kind == CS_FORK_LWW ? "lww" : "region-priority");
+    snprintf(actor.actor_type, sizeof(actor.actor_type), "agent");
+    snprintf(actor.agent_class, sizeof(actor.agent_class), "fork-policy");
+    cs_log(CS_LOG_NOTICE, "FORK-POLICY", "fork=%s uri=%s policy=%s keep=%s",
+           fork_id, uri, p->name, ids[k]);
+    return resolve_in_tx(tx, fork_id, ids[k], NULL, NULL,
+                         "automatic resolution by fork policy", &actor,
+                         uri_out, vid, &bad, eb);
+}
+
+/* ---- bookkeeping inside writes ---- */
 
 cs_err
 cs_forks_after_apply(cs_tx *tx, const char *uri, const cs_uri_parts *parts,
@@ -76,6 +216,12 @@ cs_forks_after_apply(cs_tx *tx, const char *uri, const cs_uri_parts *parts,
                    "fork=%s uri=%s parent=%s branch=%s detected_by=%s", fid,
                    uri, parent_id ? parent_id : "(none)", version_id,
                    detected_by);
+        {
+            const policy *p = policy_for(uri);
+            if (p != NULL &&
+                (rv = apply_policy(tx, p, fid, uri, parent_id, eb)) != CS_OK)
+                return rv;
+        }
     }
     st = cs_stmt(db, "SELECT 1 FROM forks WHERE uri = ?1 AND status = 'open'"
                      " LIMIT 1");
@@ -504,6 +650,20 @@ static cs_err
 resolve_fn(cs_tx *tx, void *arg, cs_errbuf *eb)
 {
     resolve_ctx *c = arg;
+    return resolve_in_tx(tx, c->fork_id, c->keep, c->content, c->content_type,
+                         c->summary, c->actor, c->uri, c->version_id,
+                         &c->bad_keep, eb);
+}
+
+/* Writes the merge version that resolves fork_id (inside a write): parent
+ * = keep (or the provisional head with content), merged_from = every other
+ * tip. uri_out (CS_URI_MAX + 1) and version_id_out are filled. */
+static cs_err
+resolve_in_tx(cs_tx *tx, const char *fork_id, const char *keep,
+              const cs_content *content, const char *content_type,
+              const char *summary, const cs_actor *actor, char *uri_out,
+              char *version_id_out, bool *bad_keep, cs_errbuf *eb)
+{
     sqlite3 *db = cs_tx_db(tx);
     cs_store *s = cs_tx_store(tx);
     sqlite3_stmt *st;
@@ -523,22 +683,22 @@ resolve_fn(cs_tx *tx, void *arg, cs_errbuf *eb)
         rv = cs_db_err(db, SQLITE_ERROR, eb);
         goto out;
     }
-    sqlite3_bind_text(st, 1, c->fork_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, fork_id, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_ROW) {
         sqlite3_reset(st);
-        rv = cs_errf(eb, CS_ENOTFOUND, "no fork '%s'", c->fork_id);
+        rv = cs_errf(eb, CS_ENOTFOUND, "no fork '%s'", fork_id);
         goto out;
     }
-    snprintf(c->uri, sizeof(c->uri), "%s", sqlite3_column_text(st, 0));
+    snprintf(uri_out, CS_URI_MAX + 1, "%s", sqlite3_column_text(st, 0));
     if (strcmp((const char *)sqlite3_column_text(st, 1), "open") != 0) {
         sqlite3_reset(st);
         rv = cs_errf(eb, CS_ECONFLICT, "fork %s is already resolved",
-                     c->fork_id);
+                     fork_id);
         goto out;
     }
     snprintf(head, sizeof(head), "%s", sqlite3_column_text(st, 2));
     sqlite3_reset(st);
-    snprintf(parent, sizeof(parent), "%s", c->keep ? c->keep : head);
+    snprintf(parent, sizeof(parent), "%s", keep ? keep : head);
 
     /* Every tip of the artifact: the parent, and merged_from = the rest. */
     st = cs_stmt(db, "SELECT v.version_id, v.version, v.content_hash, v.size,"
@@ -552,7 +712,7 @@ resolve_fn(cs_tx *tx, void *arg, cs_errbuf *eb)
         rv = cs_db_err(db, SQLITE_ERROR, eb);
         goto out;
     }
-    sqlite3_bind_text(st, 1, c->uri, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, uri_out, -1, SQLITE_STATIC);
     while (sqlite3_step(st) == SQLITE_ROW) {
         const char *vid = (const char *)sqlite3_column_text(st, 0);
         if (strcmp(vid, parent) == 0) {
@@ -571,29 +731,29 @@ resolve_fn(cs_tx *tx, void *arg, cs_errbuf *eb)
     }
     sqlite3_reset(st);
     if (!found_parent) {
-        c->bad_keep = true;
+        *bad_keep = true;
         rv = cs_errf(eb, CS_EINVAL,
                      "keep must be a tip of %s (a branch that has not been "
                      "extended); %s is not",
-                     c->uri, parent);
+                     uri_out, parent);
         goto out;
     }
     if (json_array_size(merged) == 0) {
         rv = cs_errf(eb, CS_ECONFLICT, "%s has a single tip: nothing to merge",
-                     c->uri);
+                     uri_out);
         goto out;
     }
     memset(&rec, 0, sizeof(rec));
-    if (c->content != NULL) {
+    if (content != NULL) {
         deleted = false;
-        snprintf(hash, sizeof(hash), "%s", c->content->hash);
-        size = (int64_t)c->content->len;
-        snprintf(ctype, sizeof(ctype), "%s", c->content_type);
-        rec.payload = c->content->bytes;
-        rec.payload_len = c->content->len;
+        snprintf(hash, sizeof(hash), "%s", content->hash);
+        size = (int64_t)content->len;
+        snprintf(ctype, sizeof(ctype), "%s", content_type);
+        rec.payload = content->bytes;
+        rec.payload_len = content->len;
     }
     cs_time_format(cs_now_us(), created_at);
-    rec.uri = c->uri;
+    rec.uri = uri_out;
     rec.version = pver + 1;
     rec.parent_id = parent;
     rec.merged_from = merged;
@@ -601,21 +761,21 @@ resolve_fn(cs_tx *tx, void *arg, cs_errbuf *eb)
     rec.content_hash = deleted ? NULL : hash;
     rec.size = deleted ? 0 : size;
     rec.content_type = deleted ? NULL : ctype;
-    rec.author_id = c->actor->actor_id;
-    rec.actor_type = c->actor->actor_type;
-    rec.agent_class = c->actor->agent_class[0] ? c->actor->agent_class : NULL;
-    rec.summary = c->summary ? c->summary : "fork resolved";
+    rec.author_id = actor->actor_id;
+    rec.actor_type = actor->actor_type;
+    rec.agent_class = actor->agent_class[0] ? actor->agent_class : NULL;
+    rec.summary = summary ? summary : "fork resolved";
     rec.created_at = created_at;
     rec.origin_node = cs_store_node_id(s);
     rec.origin_region = cs_store_region(s);
     rec.origin_seq = 0;
-    rec.prov_actor_id = c->actor->actor_id;
+    rec.prov_actor_id = actor->actor_id;
     rec.local = true;
     if ((rv = cs_version_id(rec.uri, rec.version, rec.parent_id, merged,
                             rec.content_hash, rec.author_id, created_at,
-                            rec.origin_node, c->version_id)) != CS_OK)
+                            rec.origin_node, version_id_out)) != CS_OK)
         goto out;
-    rec.version_id = c->version_id;
+    rec.version_id = version_id_out;
     rv = cs_version_apply_tx(tx, &rec, &forked, eb);
 out:
     json_decref(merged);

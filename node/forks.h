@@ -22,6 +22,13 @@ cs_err cs_forks_after_apply(cs_tx *tx, const char *uri,
                             const char *author_id, const char *detected_by,
                             cs_errbuf *eb);
 
+/* Automatic resolution policies, from --fork-policy PATTERN=POLICY with
+ * POLICY manual | lww | region-priority:R1,R2,... (first matching pattern
+ * wins). Validates and keeps a copy; CS_EINVAL with a message otherwise.
+ * Call once at start, before serving. */
+cs_err cs_forks_set_policies(const char *const *specs, unsigned n,
+                             cs_errbuf *eb);
+
 /* Prometheus lines: open forks by org/domain, detected/resolved totals. */
 void cs_forks_metrics(sqlite3 *db, char **buf, size_t *len, size_t *cap);
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "forks.h"
 #include "cs_json.h"
 #include "cs_log.h"
 #include "node.h"
@@ -369,6 +370,11 @@ cmd_serve(int argc, char **argv)
     if (n.cfg.residency_file != NULL || n.cfg.peers_file != NULL) {
         fprintf(stderr, "ctxsync-node: --residency and --peers are not "
                         "available in this build yet\n");
+        return 2;
+    }
+    if (cs_forks_set_policies(n.cfg.fork_policies, n.cfg.n_fork_policies,
+                              &eb) != CS_OK) {
+        fprintf(stderr, "ctxsync-node: %s\n", eb.msg);
         return 2;
     }
     if (n.cfg.header_auth && !is_loopback(n.cfg.listen) && !insecure_header) {

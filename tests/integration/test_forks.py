@@ -196,5 +196,56 @@ def review_needs_approve_and_input_is_checked():
         assert lst["counts"] == {"open": 0, "resolved": 1} and len(lst["forks"]) == 1
 
 
+@test
+def region_priority_policy_resolves_with_an_ordinary_merge():
+    pol = ["--fork-policy", "ctx://acme/auto/**=region-priority:eu,us"]
+    with Node(node_id="eu-1", region="eu", extra_args=pol) as eu, \
+            Node(node_id="us-1", region="us", extra_args=pol) as us:
+        uri = "ctx://acme/auto/%s" % unique()
+        va, vb = fork_pair(eu, us, uri, "base\n", "eu\n", "us\n")
+        # eu-1 wrote the kept (eu) branch: it wrote the merge when the us
+        # branch arrived; the fork is recorded, resolved, and revisitable
+        fe = fork_of(eu, uri)[0]
+        assert fe["status"] == "resolved" and fe["policy"] == "region-priority:eu,us", fe
+        assert fe["resolved_by"] == "policy:region-priority"
+        a = expect_ok(eu.req("GET", "/artifacts", query={"uri": uri}))
+        assert a["content"] == "eu\n" and not a["forked"] and a["merged_from"] == [vb["version_id"]]
+        # us-1 recorded it under the policy, wrote no competing merge, and
+        # closed it with eu-1's merge (which came with the eu branch)
+        sync(eu, us)
+        fu = fork_of(us, uri)[0]
+        assert fu["policy"] == "region-priority:eu,us"
+        assert fu["status"] == "resolved" and fu["resolution_version_id"] == fe["resolution_version_id"]
+        assert len(fork_of(us, uri)) == 1      # no duelling merges
+        b = expect_ok(us.req("GET", "/artifacts", query={"uri": uri}))
+        assert b["version_id"] == a["version_id"]
+        # manual elsewhere
+        other = "ctx://acme/docs/%s" % unique()
+        fork_pair(eu, us, other, "1\n", "2\n", "3\n")
+        assert fork_of(eu, other)[0]["status"] == "open"
+
+
+@test
+def lww_policy_and_bad_policy_flags():
+    pol = ["--fork-policy", "**=lww"]
+    with Node(node_id="eu-1", region="eu", extra_args=pol) as eu, \
+            Node(node_id="us-1", region="us", extra_args=pol) as us:
+        uri = "ctx://acme/lww/%s" % unique()
+        va, vb = fork_pair(eu, us, uri, "0\n", "older\n", "newer\n")
+        sync(eu, us)
+        sync(us, eu)
+        for n in (eu, us):
+            f = fork_of(n, uri)[0]
+            assert f["status"] == "resolved" and f["policy"] == "lww", f
+            assert expect_ok(n.req("GET", "/artifacts", query={"uri": uri}))["content"] == "newer\n"
+    import subprocess
+    from harness import bin_path
+    for bad in ("**", "**=fastest", "ctx://a**=lww", "**=region-priority:"):
+        r = subprocess.run([bin_path("ctxsync-node"), "serve", "--data", "/nonexistent",
+                            "--fork-policy", bad], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=10)
+        assert r.returncode == 2 and b"fork-policy" in r.stderr + r.stdout or r.returncode == 2, (bad, r)
+
+
 if __name__ == "__main__":
     run_tests()
