@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 #include "cs_hash.h"
 
+#include "cs_base64.h"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char hexdig[] = "0123456789abcdef";
@@ -58,25 +61,20 @@ cs_random_hex(char *out, size_t nbytes)
 cs_err
 cs_token_new(char *out, size_t outlen)
 {
-    static const char b64u[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    unsigned char raw[33]; /* 32 random + 1 pad byte for the 3-byte loop */
-    size_t o = 0;
+    unsigned char raw[32];
+    char *enc;
 
     if (outlen < 44)
         return CS_EINVAL;
-    if (cs_random_bytes(raw, 32) != CS_OK)
+    if (cs_random_bytes(raw, sizeof(raw)) != CS_OK)
         return CS_EIO;
-    raw[32] = 0;
-    for (size_t i = 0; i < 33; i += 3) {
-        unsigned v = (unsigned)raw[i] << 16 | (unsigned)raw[i + 1] << 8 |
-                     raw[i + 2];
-        out[o++] = b64u[(v >> 18) & 63];
-        out[o++] = b64u[(v >> 12) & 63];
-        out[o++] = b64u[(v >> 6) & 63];
-        out[o++] = b64u[v & 63];
-    }
-    out[43] = '\0'; /* 32 bytes -> 43 base64url chars */
+    enc = cs_base64_encode(raw, sizeof(raw), true); /* 43 chars */
+    if (enc == NULL)
+        return CS_ENOMEM;
+    snprintf(out, outlen, "%s", enc);
+    OPENSSL_cleanse(enc, strlen(enc));
+    OPENSSL_cleanse(raw, sizeof(raw));
+    free(enc);
     return CS_OK;
 }
 

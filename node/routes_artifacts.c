@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cs_diff.h"
+#include "cs_base64.h"
 #include "cs_json.h"
 #include "cs_jsonpatch.h"
 #include "cs_uri.h"
@@ -540,77 +541,13 @@ out:
 /* ------------------------------------------------------------------ */
 /* GET /artifacts/list */
 
-static const char b64u[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* base64url without padding; malloc'd. */
+/* The list cursor: the last URI, base64url (a URI holds no NUL). */
 static char *
-b64u_encode(const char *in, size_t n)
+cursor_decode(const char *in)
 {
-    const unsigned char *s = (const unsigned char *)in;
-    char *out = malloc((n + 2) / 3 * 4 + 1);
-    size_t i, o = 0;
-
-    if (out == NULL)
-        return NULL;
-    for (i = 0; i + 2 < n; i += 3) {
-        unsigned v = (unsigned)s[i] << 16 | (unsigned)s[i + 1] << 8 | s[i + 2];
-        out[o++] = b64u[v >> 18];
-        out[o++] = b64u[(v >> 12) & 63];
-        out[o++] = b64u[(v >> 6) & 63];
-        out[o++] = b64u[v & 63];
-    }
-    if (n - i == 1) {
-        unsigned v = (unsigned)s[i] << 16;
-        out[o++] = b64u[v >> 18];
-        out[o++] = b64u[(v >> 12) & 63];
-    } else if (n - i == 2) {
-        unsigned v = (unsigned)s[i] << 16 | (unsigned)s[i + 1] << 8;
-        out[o++] = b64u[v >> 18];
-        out[o++] = b64u[(v >> 12) & 63];
-        out[o++] = b64u[(v >> 6) & 63];
-    }
-    out[o] = '\0';
-    return out;
-}
-
-static int
-b64u_val(char c)
-{
-    const char *p = c != '\0' ? strchr(b64u, c) : NULL;
-    return p != NULL ? (int)(p - b64u) : -1;
-}
-
-/* Decodes base64url (no padding) into a malloc'd NUL-terminated string;
- * NULL when malformed. */
-static char *
-b64u_decode(const char *in)
-{
-    size_t n = strlen(in), o = 0;
-    char *out;
-    unsigned acc = 0;
-    int bits = 0;
-
-    if (n % 4 == 1)
-        return NULL;
-    out = malloc(n * 3 / 4 + 1);
-    if (out == NULL)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64u_val(in[i]);
-        if (v < 0) {
-            free(out);
-            return NULL;
-        }
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (char)((acc >> bits) & 0xff);
-        }
-    }
-    out[o] = '\0';
-    if (memchr(out, '\0', o) != NULL) {
+    size_t n = 0;
+    char *out = cs_base64_decode(in, strlen(in), &n);
+    if (out != NULL && memchr(out, '\0', n) != NULL) {
         free(out);
         return NULL;
     }
@@ -643,7 +580,7 @@ h_list(cs_req *r)
 
     if (!cs_req_query_int(r, "limit", LIST_DEFAULT, 1, LIST_MAX, &limit))
         return;
-    if (cur_s != NULL && (cursor = b64u_decode(cur_s)) == NULL) {
+    if (cur_s != NULL && (cursor = cursor_decode(cur_s)) == NULL) {
         cs_res_error(r, 400, "bad_request", "malformed cursor");
         return;
     }
@@ -719,7 +656,7 @@ h_list(cs_req *r)
         goto out;
     }
     if (more && last != NULL &&
-        (next = b64u_encode(last, strlen(last))) == NULL) {
+        (next = cs_base64_encode(last, strlen(last), true)) == NULL) {
         cs_res_store_error(r, CS_ENOMEM, NULL);
         goto out;
     }

@@ -5,14 +5,17 @@
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config clang clang-tidy
       libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev libjansson-dev
-      libnng-dev libssl-dev
-      python3 curl diffutils patch ca-certificates procps)
+      libnng-dev libssl-dev libgnutls28-dev
+      python3 curl diffutils patch ca-certificates procps
+      chromium)   # the fork review page's browser test (tests/ui)
 missing=()
+# Node.js for the browser test: any >= 18 on PATH will do; else Debian's.
+command -v node >/dev/null || missing+=(nodejs npm)
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-deps: all ${#PKGS[@]} packages present"
+  echo "install-deps: all packages present"
   exit 0
 fi
 SUDO=""
