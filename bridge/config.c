@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cs_log.h"
 #include "cs_uri.h"
 
 #define CONFIG_MAX_BYTES ((size_t)1024 * 1024)
@@ -20,6 +21,7 @@ struct br_config {
     char *state_dir;
     br_link_config *links;
     size_t nlinks;
+    cs_residency *residency; /* residency: NULL when not configured */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -565,12 +567,45 @@ br_hostport_validate(const char *s, cs_errbuf *eb)
     return CS_OK;
 }
 
+/* residency: "residency": "path" (relative to base_dir) loads the policy
+ * into cfg; every problem is logged, the first one goes to eb. */
+static cs_err
+load_residency(const json_t *root, const char *base_dir, br_config *cfg,
+               cs_errbuf *eb)
+{
+    cs_res_diag diag;
+    cs_errbuf reb;
+    char *rel = NULL, full[4096];
+    size_t i;
+    int w;
+    cs_err rc;
+
+    if ((rc = opt_string(root, "residency", "config", &rel, eb)) != CS_OK ||
+        rel == NULL)
+        return rc;
+    if (rel[0] == '/' || base_dir == NULL)
+        w = snprintf(full, sizeof(full), "%s", rel);
+    else
+        w = snprintf(full, sizeof(full), "%s/%s", base_dir, rel);
+    free(rel);
+    if (w < 0 || (size_t)w >= sizeof(full))
+        return cs_errf(eb, CS_EINVAL, "config.residency: path too long");
+    reb.msg[0] = '\0';
+    rc = cs_residency_load(full, &cfg->residency, &diag, &reb);
+    for (i = 0; i < diag.n; i++)
+        cs_log(diag.items[i].error ? CS_LOG_ERROR : CS_LOG_WARN,
+               "BRIDGE-RESIDENCY", "%s", diag.items[i].msg);
+    if (rc != CS_OK)
+        return cs_errf(eb, CS_EINVAL, "config.residency: %s", reb.msg);
+    return CS_OK;
+}
+
 cs_err
 br_config_parse(const char *buf, size_t len, const char *base_dir,
                 br_config **out, cs_errbuf *eb)
 {
     static const char *const keys[] = {"status", "control", "state_dir", "links",
-                                       NULL};
+                                       "residency", NULL};
     br_config *cfg = NULL;
     json_t *root = NULL, *links;
     json_error_t jerr;
@@ -619,6 +654,8 @@ br_config_parse(const char *buf, size_t len, const char *base_dir,
     }
     if ((rc = opt_string(root, "state_dir", "config", &cfg->state_dir, eb)) != CS_OK)
         goto out;
+    if ((rc = load_residency(root, base_dir, cfg, eb)) != CS_OK)
+        goto out;
     links = json_object_get(root, "links");
     if (links == NULL) {
         rc = cs_errf(eb, CS_EINVAL, "config.links: missing");
@@ -658,6 +695,8 @@ br_config_parse(const char *buf, size_t len, const char *base_dir,
             }
         }
     }
+    for (i = 0; i < cfg->nlinks; i++)
+        cfg->links[i].residency = cfg->residency; /* residency: */
     *out = cfg;
     cfg = NULL;
     rc = CS_OK;
@@ -729,6 +768,7 @@ br_config_free(br_config *cfg)
     free(cfg->status);
     free(cfg->control);
     free(cfg->state_dir);
+    cs_residency_free(cfg->residency);
     free(cfg);
 }
 
@@ -748,6 +788,12 @@ const char *
 br_config_state_dir(const br_config *cfg)
 {
     return cfg->state_dir;
+}
+
+const cs_residency *
+br_config_residency(const br_config *cfg)
+{
+    return cfg->residency;
 }
 
 size_t

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "cs_err.h"
+#include "residency.h"
 
 #define BR_NAME_MAX 64
 #define BR_DEFAULT_MAX_EVENTS 500
@@ -53,12 +54,17 @@ typedef struct br_link_config {
     int in_flight;
     int keepalive_s;
     int backoff_max_s;
+    /* residency: the config's policy (borrowed; NULL: none) */
+    const cs_residency *residency;
 } br_link_config;
 
 typedef struct br_config br_config;
 
 /* Parses and validates a config document. base_dir (may be NULL = ".")
- * resolves relative token_file paths. *out is set only on success. */
+ * resolves relative token_file and residency paths. A top-level
+ * "residency": "policy.json" loads that residency policy (residency.h);
+ * its problems are logged one by one and the first is in eb. *out is set
+ * only on success. */
 cs_err br_config_parse(const char *buf, size_t len, const char *base_dir,
                        br_config **out, cs_errbuf *eb);
 /* Reads (at most 1 MiB) and parses a config file. */
@@ -71,6 +77,8 @@ const char *br_config_status(const br_config *cfg);
 const char *br_config_control(const br_config *cfg);
 /* state directory or NULL. */
 const char *br_config_state_dir(const br_config *cfg);
+/* residency: the loaded policy, or NULL. */
+const cs_residency *br_config_residency(const br_config *cfg);
 size_t br_config_nlinks(const br_config *cfg);
 const br_link_config *br_config_link(const br_config *cfg, size_t i);
 const br_link_config *br_config_find_link(const br_config *cfg, const char *name);

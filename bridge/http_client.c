@@ -37,6 +37,7 @@ struct br_http {
     br_http_abort_fn abort_fn;
     void *abort_ud;
     long timeout_ms;
+    bool https, has_cert;       /* for the reason of a refused handshake */
 };
 
 cs_err
@@ -143,6 +144,8 @@ br_http_new(const br_endpoint *ep, const char *link, const char *label,
         goto out;
     }
     memcpy(h->url, ep->url, strlen(ep->url) + 1);
+    h->https = strncmp(ep->url, "https://", 8) == 0;
+    h->has_cert = ep->cert != NULL;
     snprintf(hdr, hlen, "Authorization: Bearer %s", ep->token);
     h->auth = curl_slist_append(NULL, hdr);
     if (h->auth == NULL) {
@@ -367,6 +370,22 @@ curl_error(br_http *h, CURLcode cc, br_http_err *err)
         } else {
             snprintf(err->reason, sizeof(err->reason), "connection: %.200s", detail);
         }
+        break;
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+        /* A node with mutual TLS ends the handshake of a client without an
+         * accepted certificate by closing the connection: say so. */
+        if (h->https)
+            snprintf(err->reason, sizeof(err->reason),
+                     "connection: %.120s (%s)", detail,
+                     h->has_cert ? "the node may not accept this end's "
+                                   "client certificate (cert/key, its CA)"
+                                 : "the node may require a client "
+                                   "certificate: set cert and key");
+        else
+            snprintf(err->reason, sizeof(err->reason), "connection: %.200s",
+                     detail);
         break;
     default:
         snprintf(err->reason, sizeof(err->reason), "connection: %.200s", detail);

@@ -215,6 +215,9 @@ struct br_link {
 
     /* identities (link thread writes under mu) */
     char src_node[128], src_epoch[80], tgt_node[128];
+    char tgt_region[80];    /* residency: "" = unknown (withholds all) */
+    int64_t withheld;       /* residency: payloads held back (under mu) */
+    bool res_off;           /* residency: CS_RESIDENCY_DISABLE=bridge */
     char src_seg[400];      /* escaped source node id for checkpoint paths */
     int64_t head;           /* -1 unknown */
     int64_t acked;          /* checkpoint acknowledged by the target */
@@ -376,15 +379,28 @@ fnv1a(const char *s)
 }
 
 /* Applies the mode and residency to an event before it is sent: never sends
- * a payload in metadata mode or one the source marked withheld. Returns the
- * payload bytes kept. */
+ * a payload in metadata mode or one the source marked withheld, and (the
+ * bridge's own residency check) never a home-only payload to a target of
+ * another region: that one goes as payload_state "withheld". Returns the
+ * payload bytes kept. Caller holds mu. */
 static int64_t
-prepare_event(const br_link *l, json_t *ev)
+prepare_event(br_link *l, json_t *ev)
 {
     const char *ps = json_string_value(json_object_get(ev, "payload_state"));
     json_t *p = json_object_get(ev, "payload");
     if (p == NULL)
         return 0;
+    if (l->cfg->residency != NULL && !l->res_off) {
+        const cs_res_rule *rule = cs_residency_match(
+            l->cfg->residency,
+            json_string_value(json_object_get(ev, "artifact_uri")), NULL);
+        if (!cs_res_payload_allowed(rule, l->tgt_region)) {
+            json_object_del(ev, "payload");
+            json_object_set_new(ev, "payload_state", json_string("withheld"));
+            l->withheld++;
+            return 0;
+        }
+    }
     if (l->cfg->mode == BR_MODE_METADATA || (ps != NULL && strcmp(ps, "inline") != 0)) {
         json_object_del(ev, "payload");
         return 0;
@@ -792,7 +808,9 @@ backfill(lane *ln, json_t *uris)
             json_t *v = json_array_get(versions, i);
             if (!json_is_object(v) || origin_is(v, l->tgt_node))
                 continue;
+            pthread_mutex_lock(&l->mu);
             prepare_event(l, v);
+            pthread_mutex_unlock(&l->mu);
             json_array_append(chunk, v);
             if ((int64_t)json_array_size(chunk) >= l->cfg->max_events || i + 1 == n) {
                 pthread_mutex_lock(&l->mu);
@@ -1165,6 +1183,11 @@ fetch_info(br_link *l)
     snprintf(l->src_node, sizeof(l->src_node), "%s", snode);
     snprintf(l->src_epoch, sizeof(l->src_epoch), "%s", sepoch);
     snprintf(l->tgt_node, sizeof(l->tgt_node), "%s", tnode);
+    /* residency: the region the target's payloads must be allowed in */
+    snprintf(l->tgt_region, sizeof(l->tgt_region), "%s",
+             json_string_value(json_object_get(ti, "region")) != NULL
+                 ? json_string_value(json_object_get(ti, "region"))
+                 : "");
     snprintf(l->src_seg, sizeof(l->src_seg), "%s", seg);
     l->head = head;
     pthread_mutex_unlock(&l->mu);
@@ -1690,6 +1713,22 @@ link_main(void *arg)
 
 /* ---- public API ---------------------------------------------------------- */
 
+/* residency: the test-only switch CS_RESIDENCY_DISABLE (a comma list;
+ * "bridge" turns the bridge's check off). */
+static bool
+residency_disabled(void)
+{
+    const char *p = getenv("CS_RESIDENCY_DISABLE");
+    while (p != NULL && *p != '\0') {
+        const char *e = strchr(p, ',');
+        size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
+        if (n == 6 && strncmp(p, "bridge", 6) == 0)
+            return true;
+        p = e != NULL ? e + 1 : NULL;
+    }
+    return false;
+}
+
 cs_err
 br_link_new(const br_link_config *cfg, br_link **out, cs_errbuf *eb)
 {
@@ -1711,6 +1750,11 @@ br_link_new(const br_link_config *cfg, br_link **out, cs_errbuf *eb)
     l->head = -1;
     l->phase = l->shown = BR_ST_STARTING;
     l->empty_ingest_ok = true;
+    l->res_off = residency_disabled();
+    if (l->res_off && cfg->residency != NULL)
+        cs_log(CS_LOG_WARN, "BRIDGE-RESIDENCY-DISABLED",
+               "link=%s TEST ONLY: CS_RESIDENCY_DISABLE=bridge: this bridge "
+               "does NOT withhold home-only payloads", cfg->name);
     if (cs_random_bytes(&l->rng, sizeof(l->rng)) != CS_OK || l->rng == 0)
         l->rng = 0x9E3779B97F4A7C15ULL ^ (uint64_t)mono_ms();
     if ((rc = br_http_new(&cfg->source, cfg->name, "source", &l->src, eb)) != CS_OK)
@@ -1841,6 +1885,7 @@ br_link_snapshot(br_link *l, br_link_stats *s)
     s->deferred = l->cnt.deferred;
     s->fork = l->cnt.fork;
     s->rejected = l->cnt.rejected;
+    s->withheld_payloads = l->withheld;
     s->reconnects = l->reconnects;
     snprintf(s->last_error, sizeof(s->last_error), "%s", l->last_error);
     pthread_mutex_unlock(&l->mu);
@@ -1857,7 +1902,7 @@ br_link_stats_json(const br_link_stats *s)
 {
     return json_pack(
         "{s:s,s:s,s:o,s:{s:o,s:o,s:o},s:{s:o},s:I,s:I,s:f,s:I,"
-        "s:{s:I,s:I,s:I,s:I,s:I},s:I,s:o,s:I}",
+        "s:{s:I,s:I,s:I,s:I,s:I,s:I},s:I,s:o,s:I}",
         "name", s->name, "state", br_state_name(s->state), "reason",
         str_or_null(s->reason), "source", "node_id", str_or_null(s->src_node), "epoch",
         str_or_null(s->src_epoch), "head_seq",
@@ -1867,7 +1912,8 @@ br_link_stats_json(const br_link_stats *s)
         "pending_payload_bytes", (json_int_t)s->pending_payload_bytes, "counters",
         "applied", (json_int_t)s->applied, "duplicate", (json_int_t)s->duplicate,
         "deferred", (json_int_t)s->deferred, "fork", (json_int_t)s->fork, "rejected",
-        (json_int_t)s->rejected, "reconnects", (json_int_t)s->reconnects, "last_error",
+        (json_int_t)s->rejected, "withheld_payloads", (json_int_t)s->withheld_payloads,
+        "reconnects", (json_int_t)s->reconnects, "last_error",
         str_or_null(s->last_error), "forks_flagged", (json_int_t)s->fork);
 }
 

@@ -42,6 +42,7 @@ typedef struct br_link_stats {
     double lag_seconds;
     int64_t pending_payload_bytes;
     int64_t applied, duplicate, deferred, fork, rejected;
+    int64_t withheld_payloads; /* residency: payloads the bridge held back */
     int64_t reconnects;
     char last_error[320];    /* "" = null */
 } br_link_stats;

@@ -343,13 +343,13 @@ cmd_status(const struct opts *o)
         fprintf(stderr, "ctxsync-bridge: %s did not answer a status document\n", url);
         goto out;
     }
-    printf("%-16s %-12s %-28s %11s %11s %10s %8s %9s %9s %7s %6s %6s %10s\n", "LINK",
-           "STATE", "REASON", "APPLIED_SEQ", "HEAD", "LAG_EVENTS", "LAG_S", "APPLIED",
-           "DUP", "DEFER", "FORK", "REJ", "RECONNECTS");
+    printf("%-16s %-12s %-28s %11s %11s %10s %8s %9s %9s %7s %6s %6s %8s %10s\n",
+           "LINK", "STATE", "REASON", "APPLIED_SEQ", "HEAD", "LAG_EVENTS", "LAG_S",
+           "APPLIED", "DUP", "DEFER", "FORK", "REJ", "WITHHELD", "RECONNECTS");
     json_array_foreach(links, i, lk) {
         json_t *cn = json_object_get(lk, "counters");
         const char *reason = json_string_value(json_object_get(lk, "reason"));
-        char f[10][32];
+        char f[11][32];
         print_num(f[0], sizeof(f[0]), json_object_get(lk, "applied_seq"));
         print_num(f[1], sizeof(f[1]),
                   json_object_get(json_object_get(lk, "source"), "head_seq"));
@@ -361,11 +361,12 @@ cmd_status(const struct opts *o)
         print_num(f[7], sizeof(f[7]), json_object_get(cn, "fork"));
         print_num(f[8], sizeof(f[8]), json_object_get(cn, "rejected"));
         print_num(f[9], sizeof(f[9]), json_object_get(lk, "reconnects"));
-        printf("%-16s %-12s %-28.28s %11s %11s %10s %8s %9s %9s %7s %6s %6s %10s\n",
+        print_num(f[10], sizeof(f[10]), json_object_get(cn, "withheld_payloads"));
+        printf("%-16s %-12s %-28.28s %11s %11s %10s %8s %9s %9s %7s %6s %6s %8s %10s\n",
                json_string_value(json_object_get(lk, "name")),
                json_string_value(json_object_get(lk, "state")),
                reason != NULL ? reason : "-", f[0], f[1], f[2], f[3], f[4], f[5], f[6],
-               f[7], f[8], f[9]);
+               f[7], f[8], f[10], f[9]);
     }
     json_array_foreach(links, i, lk) {
         const char *le = json_string_value(json_object_get(lk, "last_error"));

@@ -148,6 +148,12 @@ br_metrics_text(br_link *const *links, size_t nlinks, size_t *len)
     for (i = 0; i < nlinks; i++)
         sb_printf(&b, "ctxsync_bridge_link_forks_flagged_total{link=\"%s\"} %lld\n",
                   st[i].name, (long long)st[i].fork);
+    sb_printf(&b, "# HELP ctxsync_bridge_link_withheld_payloads_total Payloads the "
+                  "bridge held back (residency: home-only outside its region).\n"
+                  "# TYPE ctxsync_bridge_link_withheld_payloads_total counter\n");
+    for (i = 0; i < nlinks; i++)
+        sb_printf(&b, "ctxsync_bridge_link_withheld_payloads_total{link=\"%s\"} %lld\n",
+                  st[i].name, (long long)st[i].withheld_payloads);
     free(st);
     if (b.oom) {
         free(b.p);

@@ -272,6 +272,16 @@ cli_http_request(const cli_http *h, const char *method, const char *path,
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &rb);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, h->timeout_ms);
+    /* TLS: libcurl verifies the peer and the host name by default; only
+     * an explicit --insecure turns that off. */
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, h->insecure ? 0L : 1L);
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, h->insecure ? 0L : 2L);
+    if (h->ca != NULL)
+        curl_easy_setopt(curl, CURLOPT_CAINFO, h->ca);
+    if (h->cert != NULL) {
+        curl_easy_setopt(curl, CURLOPT_SSLCERT, h->cert);
+        curl_easy_setopt(curl, CURLOPT_SSLKEY, h->key ? h->key : h->cert);
+    }
     if (body != NULL) {
         curl_easy_setopt(curl, CURLOPT_POST, 1L);
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
@@ -298,6 +308,28 @@ cli_http_request(const cli_http *h, const char *method, const char *path,
         case CURLE_URL_MALFORMAT:
             err = cs_errf(eb, CS_EIO, "cannot reach node at %s: %s",
                           h->base_url, detail);
+            break;
+        case CURLE_PEER_FAILED_VERIFICATION:
+        case CURLE_SSL_CONNECT_ERROR:
+        case CURLE_SSL_CERTPROBLEM:
+        case CURLE_SSL_CACERT_BADFILE:
+        case CURLE_SSL_CIPHER:
+        case CURLE_SSL_ISSUER_ERROR:
+            err = cs_errf(eb, CS_EHTTP,
+                          "TLS with %s failed: %s (check --ca, --cert, "
+                          "--key)",
+                          h->base_url, detail);
+            break;
+        case CURLE_RECV_ERROR:
+        case CURLE_SEND_ERROR:
+        case CURLE_GOT_NOTHING:
+            err = cs_errf(eb, CS_EIO, "connection to %s failed: %s%s",
+                          h->base_url, detail,
+                          strncmp(h->base_url, "https:", 6) == 0
+                              ? " (a node with mutual TLS closes the "
+                                "connection of a client without an "
+                                "accepted certificate: check --cert/--key)"
+                              : "");
             break;
         case CURLE_OPERATION_TIMEDOUT:
             err = cs_errf(eb, CS_ETIMEDOUT, "request to %s timed out: %s",

@@ -19,6 +19,11 @@ typedef struct cli_http {
     const char *base_url; /* e.g. "http://127.0.0.1:4111", no trailing '/' */
     const char *token;    /* bearer token, or NULL */
     const char *actor;    /* X-Actor-Id value, or NULL */
+    const char *ca;       /* CA bundle (PEM) to verify the node, or NULL:
+                             the system store */
+    const char *cert;     /* client certificate (PEM) for mutual TLS */
+    const char *key;      /* its key (NULL: in the cert file) */
+    int insecure;         /* 1: no peer/host verification (explicit only) */
     long connect_timeout_ms;
     long timeout_ms;      /* whole request; 0 = no limit */
 } cli_http;

@@ -60,6 +60,10 @@ enum optid {
     O_STATUS,
     O_PATTERN,
     O_LIMIT,
+    O_CA,
+    O_CERT,
+    O_KEY,
+    O_INSECURE,
     O_COUNT
 };
 
@@ -101,6 +105,10 @@ static const struct optdef optdefs[] = {
     {"token", 1, 0, O_TOKEN},
     {"actor", 1, 0, O_AUTH_ACTOR},
     {"json", 0, 0, O_JSON},
+    {"ca", 1, 0, O_CA},
+    {"cert", 1, 0, O_CERT},
+    {"key", 1, 0, O_KEY},
+    {"insecure", 0, 0, O_INSECURE},
     {"help", 0, 0, O_HELP},
     {"version", 0, 0, O_SHOW_VERSION},
 };
@@ -161,6 +169,12 @@ static const char usage_text[] =
     " nodes);\n"
     "                 after 'grant', --actor names the grantee instead\n"
     "  --json         print the server's JSON response\n"
+    "  --ca FILE      CA bundle that signed the node's certificate (env\n"
+    "                 CTXSYNC_CA; default: the system store)\n"
+    "  --cert FILE    client certificate for mutual TLS (env CTXSYNC_CERT)\n"
+    "  --key FILE     its private key (env CTXSYNC_KEY; default: --cert)\n"
+    "  --insecure     do not verify the node's certificate (warns on every\n"
+    "                 run; for tests only)\n"
     "  -h, --help     show this help\n"
     "  --version      print the version (after 'get', --version N selects a"
     " version)\n"
@@ -2010,6 +2024,26 @@ main(int argc, char **argv)
         if (env != NULL && env[0] != '\0')
             c.http.token = env;
     }
+    /* TLS: verification is always on unless --insecure is given. */
+    c.http.ca = o.set[O_CA] ? o.val[O_CA] : getenv("CTXSYNC_CA");
+    c.http.cert = o.set[O_CERT] ? o.val[O_CERT] : getenv("CTXSYNC_CERT");
+    c.http.key = o.set[O_KEY] ? o.val[O_KEY] : getenv("CTXSYNC_KEY");
+    if (c.http.ca != NULL && c.http.ca[0] == '\0')
+        c.http.ca = NULL;
+    if (c.http.cert != NULL && c.http.cert[0] == '\0')
+        c.http.cert = NULL;
+    if (c.http.key != NULL && c.http.key[0] == '\0')
+        c.http.key = NULL;
+    if (c.http.key != NULL && c.http.cert == NULL) {
+        rc = usage_error("--key needs --cert");
+        goto out;
+    }
+    c.http.insecure = o.set[O_INSECURE];
+    if (c.http.insecure)
+        fputs("warning: --insecure: the node's TLS certificate is NOT "
+              "verified; anyone on the path can read and change this "
+              "exchange\n",
+              stderr);
     c.http.connect_timeout_ms = 10000;
     c.http.timeout_ms = 120000;
     c.json = o.set[O_JSON];

@@ -2,8 +2,10 @@
 #include "cs_json.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -492,12 +494,37 @@ cs_json_get_int(const json_t *obj, const char *key, int64_t *out,
     return CS_OK;
 }
 
+/* TEST ONLY: CS_CLOCK_OFFSET_MS (a signed integer of milliseconds, read
+ * once per process) is added to the wall clock, so that the fault tests
+ * can run nodes with skewed clocks (tests/fault/test_epoch_skew.py). Not a
+ * production setting: never set it outside tests. */
+static int64_t g_clock_offset_us;
+static pthread_once_t g_clock_once = PTHREAD_ONCE_INIT;
+
+static void
+clock_offset_init(void)
+{
+    const char *s = getenv("CS_CLOCK_OFFSET_MS");
+    char *end = NULL;
+    long long ms;
+    if (s == NULL || *s == '\0')
+        return;
+    errno = 0;
+    ms = strtoll(s, &end, 10);
+    /* at most ~100 years either way; anything else is ignored */
+    if (errno == 0 && end != s && *end == '\0' && ms > -3153600000000LL &&
+        ms < 3153600000000LL)
+        g_clock_offset_us = (int64_t)ms * 1000;
+}
+
 int64_t
 cs_now_us(void)
 {
     struct timespec ts;
+    pthread_once(&g_clock_once, clock_offset_init);
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 +
+           g_clock_offset_us;
 }
 
 void

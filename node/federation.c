@@ -36,7 +36,8 @@ base64_encode(const unsigned char *in, size_t n)
 
 cs_err
 cs_fed_event(cs_store *s, sqlite3 *db, int64_t seq, const char *body,
-             bool full, size_t *payload_bytes, json_t **out, cs_errbuf *eb)
+             bool full, const cs_fed_view *view, size_t *payload_bytes,
+             json_t **out, cs_errbuf *eb)
 {
     json_t *ev = NULL;
     sqlite3_stmt *st;
@@ -72,6 +73,20 @@ cs_fed_event(cs_store *s, sqlite3 *db, int64_t seq, const char *body,
             json_object_set_new(ev, "payload_state", json_string(ps));
     }
     sqlite3_reset(st);
+    /* residency: home_region per the matching rule; withhold a home-only
+     * payload from a caller of another region */
+    if (view != NULL && view->policy != NULL) {
+        const cs_res_rule *rule = cs_residency_match(view->policy, uri, NULL);
+        const char *ps = json_string_value(json_object_get(ev,
+                                                           "payload_state"));
+        json_object_set_new(ev, "home_region",
+                            rule ? json_string(rule->home_region)
+                                 : json_null());
+        if (view->enforce && !cs_res_payload_allowed(rule, view->peer_region) &&
+            !json_is_true(json_object_get(ev, "deleted")) && ps != NULL &&
+            strcmp(ps, "inline") == 0)
+            json_object_set_new(ev, "payload_state", json_string("withheld"));
+    }
     if (full && !json_is_true(json_object_get(ev, "deleted")) &&
         strcmp(json_string_value(json_object_get(ev, "payload_state"))
                    ? json_string_value(json_object_get(ev, "payload_state"))

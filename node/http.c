@@ -9,7 +9,19 @@
  * connection) matches the route, authenticates, parses the JSON body, runs
  * the handler and resumes the connection; MHD then calls us again on the
  * I/O thread and we queue the prepared response. No SQLite call ever runs
- * on an I/O thread. */
+ * on an I/O thread.
+ *
+ * TLS (tls.h): the daemon serves HTTPS from in-memory PEM; with a client
+ * CA, every new connection is switched to "client certificate required and
+ * verified in the handshake" from the connection-start notification, and
+ * the first request of a connection re-checks the peer. SIGHUP
+ * (cs_http_reload) starts a second daemon with the new certificates on the
+ * same listening socket and quiesces the old one, which serves its open
+ * connections (SSE streams included) until they end; a reaper thread stops
+ * it then. Abuse limits (connections, per address, per-actor streams) are
+ * counted here and answered with one clear error; libmicrohttpd enforces
+ * hard limits a margin above them, the idle timeout and the per-connection
+ * memory (docs/security.md §7). */
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -23,6 +35,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -32,6 +45,7 @@
 #include "cs_uri.h"
 #include "node.h"
 #include "sse.h"
+#include "tls.h"
 
 #define MAX_PARAMS 4
 #define MAX_URL 65536
@@ -71,6 +85,7 @@ struct cs_req {
     hdr *headers;
     bool responded;
     sse_client *sse;
+    bool stream_slot; /* holds one of the actor's --sse-max-per-actor slots */
     req_state state;
     int64_t t_start;
     struct cs_req *next;
@@ -83,10 +98,56 @@ typedef struct route_stats {
 } route_stats;
 
 #define MAX_ROUTES 96
+#define IP_BUCKETS 256
+
+typedef struct srv srv;
+
+/* One MHD daemon on the shared listen socket. Normally there is one; a TLS
+ * reload starts a new one with the new certificates and retires the old
+ * one, which keeps serving its open connections (streams included) until
+ * they end. */
+struct srv {
+    cs_http *h;
+    struct MHD_Daemon *d;
+    cs_tls *tls;          /* owned; NULL: plain HTTP */
+    _Atomic int conns;    /* open connections of this daemon */
+    unsigned gen;
+    srv *next;            /* in h->retired */
+};
+
+/* Per-connection state (MHD's socket context). */
+typedef struct conn_info {
+    srv *srv;
+    uint32_t ip;          /* IPv4, network order; 0 unknown */
+    bool ip_counted;
+    bool over_total, over_ip;
+    bool tls_setup_failed;
+    bool peer_ok;         /* client certificate verified (mutual TLS) */
+    unsigned requests;
+} conn_info;
+
+typedef struct ip_count {
+    uint32_t ip;
+    unsigned n;
+    struct ip_count *next;
+} ip_count;
+
+typedef struct actor_streams {
+    char actor_id[129];
+    unsigned n;
+    struct actor_streams *next;
+} actor_streams;
+
+/* A stream response's MHD callback context: gives the actor's slot back
+ * when MHD releases the response. */
+typedef struct stream_ref {
+    cs_http *h;
+    sse_client *c;
+    char actor_id[129];
+} stream_ref;
 
 struct cs_http {
     cs_node *node;
-    struct MHD_Daemon *d;
     int lfd;
     char bound[300];
     size_t max_body;
@@ -102,6 +163,25 @@ struct cs_http {
     const cs_route *routes[MAX_ROUTES];
     route_stats stats[MAX_ROUTES + 1]; /* last: unmatched */
     int n_routes;
+    /* daemons (srv_mu) */
+    pthread_mutex_t srv_mu;
+    pthread_cond_t reaper_cv;
+    srv *cur, *retired;
+    unsigned gen;
+    pthread_t reaper;
+    bool reaper_on, reaper_stop;
+    /* configuration */
+    const char *tls_cert, *tls_key, *tls_ca; /* borrowed; NULL: plain HTTP */
+    unsigned io_threads, max_conns, max_per_ip, timeout_s, sse_max_per_actor;
+    size_t mem_limit;
+    /* abuse limits (lim_mu) */
+    pthread_mutex_t lim_mu;
+    ip_count *ips[IP_BUCKETS];
+    actor_streams *streams;
+    _Atomic int n_conns;
+    _Atomic uint64_t n_refused_conns, n_refused_ip, n_refused_streams,
+        n_refused_tls, n_tls_incomplete, n_reloads, n_reload_failures;
+    _Atomic int64_t last_limit_log_us;
 };
 
 /* ---- small buffer helper ---- */
@@ -349,12 +429,129 @@ cs_res_header(cs_req *r, const char *name, const char *value)
     r->headers = h;
 }
 
+/* ---- abuse limits: streams per actor, connections per address ---- */
+
+/* Takes one of the actor's stream slots; false (and the count in *open)
+ * when the actor already holds --sse-max-per-actor streams. */
+static bool
+stream_slot_take(cs_http *h, const char *actor_id, unsigned *open)
+{
+    actor_streams *a;
+    bool ok = false;
+    pthread_mutex_lock(&h->lim_mu);
+    for (a = h->streams; a != NULL; a = a->next)
+        if (strcmp(a->actor_id, actor_id) == 0)
+            break;
+    if (a == NULL) {
+        a = calloc(1, sizeof(*a));
+        if (a == NULL)
+            goto out;
+        snprintf(a->actor_id, sizeof(a->actor_id), "%s", actor_id);
+        a->next = h->streams;
+        h->streams = a;
+    }
+    *open = a->n;
+    if (a->n < h->sse_max_per_actor) {
+        a->n++;
+        ok = true;
+    }
+out:
+    pthread_mutex_unlock(&h->lim_mu);
+    return ok;
+}
+
+static void
+stream_slot_give(cs_http *h, const char *actor_id)
+{
+    pthread_mutex_lock(&h->lim_mu);
+    for (actor_streams **pp = &h->streams; *pp != NULL; pp = &(*pp)->next) {
+        actor_streams *a = *pp;
+        if (strcmp(a->actor_id, actor_id) != 0)
+            continue;
+        if (a->n > 0)
+            a->n--;
+        if (a->n == 0) {
+            *pp = a->next;
+            free(a);
+        }
+        break;
+    }
+    pthread_mutex_unlock(&h->lim_mu);
+}
+
+/* Count of open connections from ip after adding delta (+1 / -1). */
+static unsigned
+ip_add(cs_http *h, uint32_t ip, int delta)
+{
+    ip_count **pp, *e;
+    unsigned n = 0;
+    pthread_mutex_lock(&h->lim_mu);
+    pp = &h->ips[(ip ^ (ip >> 8) ^ (ip >> 16) ^ (ip >> 24)) % IP_BUCKETS];
+    for (; *pp != NULL; pp = &(*pp)->next)
+        if ((*pp)->ip == ip)
+            break;
+    e = *pp;
+    if (e == NULL && delta > 0) {
+        e = calloc(1, sizeof(*e));
+        if (e != NULL) {
+            e->ip = ip;
+            e->next = NULL;
+            *pp = e;
+        }
+    }
+    if (e != NULL) {
+        if (delta > 0)
+            e->n++;
+        else if (e->n > 0)
+            e->n--;
+        n = e->n;
+        if (e->n == 0) {
+            *pp = e->next;
+            free(e);
+        }
+    }
+    pthread_mutex_unlock(&h->lim_mu);
+    return n;
+}
+
+/* At most one limit log line per second (a flood must not flood the log). */
+static bool
+limit_log_ok(cs_http *h)
+{
+    int64_t now = cs_now_us(), last = atomic_load(&h->last_limit_log_us);
+    return now - last >= 1000000 &&
+           atomic_compare_exchange_strong(&h->last_limit_log_us, &last, now);
+}
+
 void
 cs_res_sse(cs_req *r, sse_client *c)
 {
+    cs_http *h = r->http;
+    unsigned open = 0;
     if (r->responded) {
         sse_client_free(c);
         return;
+    }
+    if (h->sse_max_per_actor > 0 && r->has_actor) {
+        if (!stream_slot_take(h, r->actor.actor_id, &open)) {
+            sse_client_free(c);
+            atomic_fetch_add(&h->n_refused_streams, 1);
+            if (limit_log_ok(h))
+                cs_log(CS_LOG_NOTICE, "HTTP-LIMIT",
+                       "actor=%s refused a stream: %u open streams "
+                       "(--sse-max-per-actor %u)",
+                       r->actor.actor_id, open, h->sse_max_per_actor);
+            cs_res_header(r, "Retry-After", "5");
+            cs_res_error_x(r, 429, "too_many_streams",
+                           json_pack("{s:i}", "limit",
+                                     (int)h->sse_max_per_actor),
+                           "actor '%s' already has %u open streams (limit "
+                           "%u per actor, --sse-max-per-actor); close one "
+                           "before opening another",
+                           r->actor.actor_id, open, h->sse_max_per_actor);
+            return;
+        }
+        r->stream_slot = true;
     }
     r->responded = true;
     r->status = 200;
@@ -605,6 +802,23 @@ record_stats(cs_req *r)
     atomic_fetch_add(&st->buckets[N_BUCKETS], 1);
 }
 
+static ssize_t
+stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    stream_ref *s = cls;
+    return sse_client_read(s->c, pos, buf, max);
+}
+
+static void
+stream_release(void *cls)
+{
+    stream_ref *s = cls;
+    sse_client_release(s->c);
+    if (s->actor_id[0] != '\0')
+        stream_slot_give(s->h, s->actor_id);
+    free(s);
+}
+
 static enum MHD_Result
 queue_response(cs_req *r)
 {
@@ -613,12 +827,25 @@ queue_response(cs_req *r)
 
     if (r->sse != NULL) {
         sse_client *c = r->sse;
+        stream_ref *s = calloc(1, sizeof(*s));
+        if (s == NULL)
+            return MHD_NO; /* req_free frees the client and the slot */
         r->sse = NULL;
+        s->h = r->http;
+        s->c = c;
+        if (r->stream_slot) {
+            snprintf(s->actor_id, sizeof(s->actor_id), "%s",
+                     r->actor.actor_id);
+            r->stream_slot = false; /* now owned by s */
+        }
         resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024,
-                                                 sse_client_read, c,
-                                                 sse_client_release);
+                                                 stream_read, s,
+                                                 stream_release);
         if (resp == NULL) {
             sse_client_free(c);
+            if (s->actor_id[0] != '\0')
+                stream_slot_give(s->h, s->actor_id);
+            free(s);
             return MHD_NO;
         }
         MHD_add_response_header(resp, "Content-Type", "text/event-stream");
@@ -683,7 +910,162 @@ req_free(cs_req *r)
     }
     if (r->sse)
         sse_client_free(r->sse);
+    if (r->stream_slot)
+        stream_slot_give(r->http, r->actor.actor_id);
     free(r);
+}
+
+static conn_info *
+conn_ci(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *inf =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return inf != NULL ? inf->socket_context : NULL;
+}
+
+static void
+ip_text(uint32_t ip, char *buf, size_t n)
+{
+    struct in_addr a;
+    a.s_addr = ip;
+    if (inet_ntop(AF_INET, &a, buf, (socklen_t)n) == NULL)
+        snprintf(buf, n, "?");
+}
+
+/* Mutual TLS, defence in depth: the handshake already required and
+ * verified the client certificate (cs_tls_session_setup); check the
+ * established session once more before reading anything of the request. */
+static bool
+peer_allowed(cs_http *h, struct MHD_Connection *c, conn_info *ci)
+{
+    const union MHD_ConnectionInfo *inf;
+    char why[200] = "", subject[256] = "", ip[INET_ADDRSTRLEN];
+    if (ci->srv->tls == NULL || cs_tls_ca_pem(ci->srv->tls) == NULL ||
+        ci->peer_ok)
+        return true;
+    inf = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (!ci->tls_setup_failed && inf != NULL &&
+        cs_tls_peer_verified(inf->tls_session, why, sizeof(why), subject,
+                             sizeof(subject))) {
+        ci->peer_ok = true;
+        ip_text(ci->ip, ip, sizeof(ip));
+        cs_log(CS_LOG_DEBUG, "TLS-PEER", "peer=%s client_cert=\"%s\"", ip,
+               subject);
+        return true;
+    }
+    atomic_fetch_add(&h->n_refused_tls, 1);
+    if (limit_log_ok(h)) {
+        ip_text(ci->ip, ip, sizeof(ip));
+        cs_log(CS_LOG_WARN, "TLS-REFUSED",
+               "peer=%s refused: client certificate %s", ip,
+               why[0] ? why : "missing");
+    }
+    return false;
+}
+
+static void
+on_conn(void *cls, struct MHD_Connection *c, void **socket_context,
+        enum MHD_ConnectionNotificationCode code)
+{
+    srv *s = cls;
+    cs_http *h = s->h;
+    conn_info *ci;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *inf;
+        int total;
+        atomic_fetch_add(&s->conns, 1);
+        total = atomic_fetch_add(&h->n_conns, 1) + 1;
+        ci = calloc(1, sizeof(*ci));
+        *socket_context = ci;
+        if (ci == NULL)
+            return; /* on_request refuses connections without one */
+        ci->srv = s;
+        inf = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (inf != NULL && inf->client_addr != NULL &&
+            inf->client_addr->sa_family == AF_INET) {
+            struct sockaddr_in sin;
+            memcpy(&sin, inf->client_addr, sizeof(sin));
+            ci->ip = sin.sin_addr.s_addr;
+        }
+        ci->over_total = h->max_conns > 0 && (unsigned)total > h->max_conns;
+        if (h->max_per_ip > 0 && ci->ip != 0) {
+            ci->ip_counted = true;
+            ci->over_ip = ip_add(h, ci->ip, +1) > h->max_per_ip;
+        }
+        if (s->tls != NULL && cs_tls_ca_pem(s->tls) != NULL) {
+            inf = MHD_get_connection_info(c,
+                                          MHD_CONNECTION_INFO_GNUTLS_SESSION);
+            ci->tls_setup_failed =
+                inf == NULL || !cs_tls_session_setup(inf->tls_session);
+        }
+        return;
+    }
+    ci = *socket_context;
+    *socket_context = NULL;
+    if (ci != NULL && ci->requests == 0 && !ci->peer_ok && s->tls != NULL &&
+        cs_tls_ca_pem(s->tls) != NULL) {
+        /* closed before any request: was it refused at the handshake? */
+        const union MHD_ConnectionInfo *inf =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        char why[200], ip[INET_ADDRSTRLEN];
+        int refused = inf != NULL ? cs_tls_handshake_refused(
+                                        inf->tls_session, why, sizeof(why))
+                                  : 0;
+        if (refused != 0) {
+            if (refused > 0)
+                atomic_fetch_add(&h->n_refused_tls, 1);
+            else
+                atomic_fetch_add(&h->n_tls_incomplete, 1);
+            if (limit_log_ok(h)) {
+                ip_text(ci->ip, ip, sizeof(ip));
+                cs_log(refused > 0 ? CS_LOG_WARN : CS_LOG_INFO,
+                       "TLS-REFUSED", "peer=%s refused at the TLS "
+                       "handshake: %s", ip, why);
+            }
+        }
+    }
+    atomic_fetch_sub(&s->conns, 1);
+    atomic_fetch_sub(&h->n_conns, 1);
+    if (ci != NULL && ci->ip_counted)
+        ip_add(h, ci->ip, -1);
+    free(ci);
+}
+
+/* Connections over --max-connections / --max-connections-per-ip get one
+ * clear error, then the connection is closed. */
+static bool
+over_limits(cs_http *h, conn_info *ci, cs_req *r)
+{
+    char ip[INET_ADDRSTRLEN];
+    if (!ci->over_total && !ci->over_ip)
+        return false;
+    ip_text(ci->ip, ip, sizeof(ip));
+    cs_res_header(r, "Connection", "close");
+    cs_res_header(r, "Retry-After", "1");
+    if (ci->over_total) {
+        atomic_fetch_add(&h->n_refused_conns, 1);
+        if (limit_log_ok(h))
+            cs_log(CS_LOG_NOTICE, "HTTP-LIMIT",
+                   "peer=%s refused: %d open connections "
+                   "(--max-connections %u)",
+                   ip, atomic_load(&h->n_conns), h->max_conns);
+        cs_res_error(r, 503, "too_many_connections",
+                     "the node has reached its connection limit (%u, "
+                     "--max-connections); retry later",
+                     h->max_conns);
+    } else {
+        atomic_fetch_add(&h->n_refused_ip, 1);
+        if (limit_log_ok(h))
+            cs_log(CS_LOG_NOTICE, "HTTP-LIMIT",
+                   "peer=%s refused: over %u connections from one address "
+                   "(--max-connections-per-ip)",
+                   ip, h->max_per_ip);
+        cs_res_error(r, 429, "too_many_connections",
+                     "too many open connections from %s (limit %u, "
+                     "--max-connections-per-ip); close some and retry",
+                     ip, h->max_per_ip);
+    }
+    return true;
 }
 
 static enum MHD_Result
@@ -696,10 +1078,18 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 
     if (r == NULL) {
         const char *cl;
+        conn_info *ci = conn_ci(c);
+        if (ci == NULL || !peer_allowed(h, c, ci))
+            return MHD_NO; /* closes the connection, nothing is read */
+        ci->requests++;
         r = req_new(h, c, url, method);
         if (r == NULL)
             return MHD_NO;
         *con_cls = r;
+        if (over_limits(h, ci, r)) {
+            r->state = ST_DONE;
+            return queue_response(r);
+        }
         cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                          MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl != NULL && strtoull(cl, NULL, 10) > h->max_body) {
@@ -850,6 +1240,134 @@ mhd_log(void *cls, const char *fmt, va_list ap)
     cs_log(CS_LOG_DEBUG, "HTTP-MHD", "%s", msg);
 }
 
+/* MHD's option items take `void *` for strings it only reads. */
+static void *
+unconst(const void *p)
+{
+    union {
+        const void *c;
+        void *v;
+    } u;
+    u.c = p;
+    return u.v;
+}
+
+/* Starts one daemon on h->lfd, with tls (may be NULL; owned by the srv
+ * from now on, also on failure). */
+static cs_err
+srv_start(cs_http *h, cs_tls *tls, srv **out, cs_errbuf *eb)
+{
+    struct MHD_OptionItem tls_ops[6];
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+    unsigned hard_total, hard_ip;
+    int k = 0;
+    srv *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        cs_tls_free(tls);
+        return CS_ENOMEM;
+    }
+    s->h = h;
+    s->tls = tls;
+    if (tls != NULL) {
+        /* MHD copies these into its GnuTLS credentials at start. */
+        flags |= MHD_USE_TLS;
+        tls_ops[k++] = (struct MHD_OptionItem){
+            MHD_OPTION_HTTPS_MEM_KEY, 0, unconst(cs_tls_key_pem(tls))};
+        tls_ops[k++] = (struct MHD_OptionItem){
+            MHD_OPTION_HTTPS_MEM_CERT, 0,
+            unconst(cs_tls_cert_pem(tls))};
+        tls_ops[k++] = (struct MHD_OptionItem){
+            MHD_OPTION_HTTPS_PRIORITIES, 0,
+            unconst(cs_tls_priorities())};
+        if (cs_tls_ca_pem(tls) != NULL)
+            tls_ops[k++] = (struct MHD_OptionItem){
+                MHD_OPTION_HTTPS_MEM_TRUST, 0,
+                unconst(cs_tls_ca_pem(tls))};
+    }
+    tls_ops[k] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    /* MHD's own limits sit above ours, so that up to the margin a
+     * connection over --max-connections(-per-ip) still gets a clear HTTP
+     * error; beyond it MHD closes new connections at once. */
+    hard_total = h->max_conns + (h->max_conns / 8 > 16 ? h->max_conns / 8 : 16);
+    hard_ip = h->max_per_ip == 0
+                  ? 0
+                  : h->max_per_ip + (h->max_per_ip / 4 > 4 ? h->max_per_ip / 4
+                                                           : 4);
+    s->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_log, h, MHD_OPTION_LISTEN_SOCKET, h->lfd,
+        MHD_OPTION_THREAD_POOL_SIZE, h->io_threads,
+        MHD_OPTION_CONNECTION_LIMIT, hard_total,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, hard_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, h->timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->mem_limit,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        MHD_OPTION_NOTIFY_CONNECTION, on_conn, s, MHD_OPTION_ARRAY, tls_ops,
+        MHD_OPTION_END);
+    if (s->d == NULL) {
+        cs_tls_free(s->tls);
+        free(s);
+        return cs_errf(eb, CS_EIO, "cannot start the HTTP%s server on %s",
+                       tls != NULL ? "S" : "", h->bound);
+    }
+    s->gen = ++h->gen;
+    *out = s;
+    return CS_OK;
+}
+
+static void
+srv_free(srv *s)
+{
+    if (s == NULL)
+        return;
+    MHD_stop_daemon(s->d);
+    cs_tls_free(s->tls);
+    free(s);
+}
+
+/* Stops retired daemons whose last connection has ended. */
+static void *
+reaper_main(void *arg)
+{
+    cs_http *h = arg;
+    pthread_mutex_lock(&h->srv_mu);
+    while (!h->reaper_stop) {
+        struct timespec ts;
+        srv *done = NULL;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 200 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&h->reaper_cv, &h->srv_mu, &ts);
+        for (srv **pp = &h->retired; *pp != NULL;) {
+            if (atomic_load(&(*pp)->conns) == 0) {
+                srv *s = *pp;
+                *pp = s->next;
+                s->next = done;
+                done = s;
+                continue;
+            }
+            pp = &(*pp)->next;
+        }
+        pthread_mutex_unlock(&h->srv_mu);
+        while (done != NULL) {
+            srv *next = done->next;
+            cs_log(CS_LOG_INFO, "TLS-RELOAD",
+                   "previous server (generation %u) stopped: its last "
+                   "connection ended",
+                   done->gen);
+            srv_free(done);
+            done = next;
+        }
+        pthread_mutex_lock(&h->srv_mu);
+    }
+    pthread_mutex_unlock(&h->srv_mu);
+    return NULL;
+}
+
 cs_err
 cs_http_start(cs_node *n, const cs_http_opts *o, cs_http **out, cs_errbuf *eb)
 {
@@ -857,20 +1375,44 @@ cs_http_start(cs_node *n, const cs_http_opts *o, cs_http **out, cs_errbuf *eb)
                              cs_routes_actors,    cs_routes_misc,
                              cs_routes_feed,      cs_routes_ops,
                              cs_routes_federation, cs_routes_forks,
-                             cs_routes_ui};
+                             cs_routes_ui,        cs_routes_residency};
+    cs_tls *tls = NULL;
+    cs_err rv;
     cs_http *h = calloc(1, sizeof(*h));
     if (h == NULL)
         return CS_ENOMEM;
     h->node = n;
     h->max_body = o->max_body;
     h->lfd = -1;
+    h->tls_cert = o->tls_cert;
+    h->tls_key = o->tls_key;
+    h->tls_ca = o->tls_client_ca;
+    h->io_threads = o->io_threads ? o->io_threads : 2;
+    h->max_conns = o->max_conns ? o->max_conns : 4096;
+    h->max_per_ip = o->max_conns_per_ip;
+    h->timeout_s = o->request_timeout_s ? o->request_timeout_s : 60;
+    h->mem_limit = o->conn_memory_limit ? o->conn_memory_limit : 160 * 1024;
+    h->sse_max_per_actor = o->sse_max_per_actor;
     pthread_mutex_init(&h->mu, NULL);
     pthread_cond_init(&h->cv, NULL);
+    pthread_mutex_init(&h->srv_mu, NULL);
+    pthread_cond_init(&h->reaper_cv, NULL);
+    pthread_mutex_init(&h->lim_mu, NULL);
     for (size_t t = 0; t < sizeof(all) / sizeof(all[0]); t++)
         for (const cs_route *rt = all[t]; rt->method != NULL; rt++)
             if (h->n_routes < MAX_ROUTES)
                 h->routes[h->n_routes++] = rt;
 
+    if (h->tls_cert != NULL || h->tls_key != NULL || h->tls_ca != NULL) {
+        if (h->tls_cert == NULL || h->tls_key == NULL) {
+            cs_errf(eb, CS_EINVAL, "--tls-cert and --tls-key go together "
+                                   "(--tls-client-ca needs both)");
+            goto fail;
+        }
+        if (cs_tls_load(h->tls_cert, h->tls_key, h->tls_ca, &tls, eb) !=
+            CS_OK)
+            goto fail;
+    }
     h->lfd = listen_socket(o->listen, h->bound, sizeof(h->bound), eb);
     if (h->lfd < 0)
         goto fail;
@@ -881,23 +1423,17 @@ cs_http_start(cs_node *n, const cs_http_opts *o, cs_http **out, cs_errbuf *eb)
     for (unsigned i = 0; i < h->n_workers; i++)
         pthread_create(&h->workers[i], NULL, worker_main, h);
 
-    h->d = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-            MHD_USE_ERROR_LOG | MHD_USE_TURBO,
-        0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET, h->lfd,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->io_threads ? o->io_threads : 2),
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)(o->max_conns ? o->max_conns : 4096),
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(160 * 1024),
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_END);
-    if (h->d == NULL) {
-        cs_errf(eb, CS_EIO, "cannot start the HTTP server on %s", o->listen);
+    rv = srv_start(h, tls, &h->cur, eb);
+    tls = NULL; /* owned by srv_start */
+    if (rv != CS_OK)
         goto fail;
-    }
+    if (h->cur->tls != NULL)
+        cs_log(CS_LOG_NOTICE, "TLS-LOAD", "https on %s: %s", h->bound,
+               cs_tls_describe(h->cur->tls));
     *out = h;
     return CS_OK;
 fail:
+    cs_tls_free(tls);
     if (h->workers != NULL) {
         pthread_mutex_lock(&h->mu);
         h->stopping = true;
@@ -914,6 +1450,65 @@ fail:
     return eb && eb->msg[0] ? CS_EIO : CS_ENOMEM;
 }
 
+bool
+cs_http_is_tls(const cs_http *h)
+{
+    return h->tls_cert != NULL;
+}
+
+cs_err
+cs_http_reload(cs_http *h, cs_errbuf *eb)
+{
+    cs_tls *tls = NULL;
+    srv *fresh = NULL, *old;
+    cs_err rv;
+    if (h->tls_cert == NULL) {
+        cs_log(CS_LOG_NOTICE, "TLS-RELOAD",
+               "SIGHUP: nothing to reload (no --tls-cert)");
+        return CS_OK;
+    }
+    /* 1. the new material must load and check, else the old one stays */
+    rv = cs_tls_load(h->tls_cert, h->tls_key, h->tls_ca, &tls, eb);
+    if (rv != CS_OK)
+        goto fail;
+    pthread_mutex_lock(&h->srv_mu);
+    if (h->reaper_stop) {
+        pthread_mutex_unlock(&h->srv_mu);
+        cs_tls_free(tls);
+        return CS_ESHUTDOWN;
+    }
+    /* 2. a new daemon on the same listening socket; both accept for a
+     * moment, which is harmless */
+    rv = srv_start(h, tls, &fresh, eb);
+    if (rv != CS_OK) {
+        pthread_mutex_unlock(&h->srv_mu);
+        goto fail;
+    }
+    /* 3. the old one stops accepting and keeps its open connections (and
+     * streams) until they end; the reaper stops it then */
+    old = h->cur;
+    h->cur = fresh;
+    (void)MHD_quiesce_daemon(old->d); /* the socket stays ours (h->lfd) */
+    old->next = h->retired;
+    h->retired = old;
+    if (!h->reaper_on &&
+        pthread_create(&h->reaper, NULL, reaper_main, h) == 0)
+        h->reaper_on = true;
+    pthread_mutex_unlock(&h->srv_mu);
+    atomic_fetch_add(&h->n_reloads, 1);
+    cs_log(CS_LOG_NOTICE, "TLS-RELOAD",
+           "certificates reloaded (generation %u): %s; %d connections stay "
+           "on the previous server until they end",
+           fresh->gen, cs_tls_describe(fresh->tls), atomic_load(&old->conns));
+    return CS_OK;
+fail:
+    atomic_fetch_add(&h->n_reload_failures, 1);
+    cs_log(CS_LOG_ERROR, "TLS-RELOAD",
+           "reload failed, still serving the previous certificates: %s",
+           eb != NULL ? eb->msg : cs_strerror(rv));
+    return rv;
+}
+
 const char *
 cs_http_bound(const cs_http *h)
 {
@@ -923,12 +1518,24 @@ cs_http_bound(const cs_http *h)
 void
 cs_http_stop(cs_http *h)
 {
-    int fd;
     int64_t deadline;
+    srv *cur, *ret;
     if (h == NULL)
         return;
-    /* 1. stop accepting new connections */
-    fd = (int)MHD_quiesce_daemon(h->d); /* ours to close after the stop */
+    /* 1. stop accepting new connections (every daemon) */
+    pthread_mutex_lock(&h->srv_mu);
+    h->reaper_stop = true;
+    pthread_cond_broadcast(&h->reaper_cv);
+    pthread_mutex_unlock(&h->srv_mu);
+    if (h->reaper_on)
+        pthread_join(h->reaper, NULL);
+    pthread_mutex_lock(&h->srv_mu);
+    cur = h->cur;
+    ret = h->retired;
+    h->cur = NULL;
+    h->retired = NULL;
+    pthread_mutex_unlock(&h->srv_mu);
+    (void)MHD_quiesce_daemon(cur->d); /* the socket is closed below */
     pthread_mutex_lock(&h->mu);
     h->stopping = true;
     pthread_mutex_unlock(&h->mu);
@@ -941,9 +1548,14 @@ cs_http_stop(cs_http *h)
     if (atomic_load(&h->inflight) > 0)
         cs_log(CS_LOG_WARN, "HTTP-STOP", "%d requests still open after 3 s; closing them",
                atomic_load(&h->inflight));
-    MHD_stop_daemon(h->d);
-    if (fd >= 0)
-        close(fd);
+    while (ret != NULL) {
+        srv *next = ret->next;
+        srv_free(ret);
+        ret = next;
+    }
+    srv_free(cur);
+    if (h->lfd >= 0)
+        close(h->lfd);
     pthread_mutex_lock(&h->mu);
     pthread_cond_broadcast(&h->cv);
     pthread_mutex_unlock(&h->mu);
@@ -952,6 +1564,20 @@ cs_http_stop(cs_http *h)
     free(h->workers);
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->cv);
+    pthread_mutex_destroy(&h->srv_mu);
+    pthread_cond_destroy(&h->reaper_cv);
+    for (int i = 0; i < IP_BUCKETS; i++)
+        while (h->ips[i] != NULL) {
+            ip_count *next = h->ips[i]->next;
+            free(h->ips[i]);
+            h->ips[i] = next;
+        }
+    while (h->streams != NULL) {
+        actor_streams *next = h->streams->next;
+        free(h->streams);
+        h->streams = next;
+    }
+    pthread_mutex_destroy(&h->lim_mu);
     free(h);
 }
 
@@ -1010,4 +1636,32 @@ cs_http_metrics(cs_http *h, char **buf, size_t *len, size_t *cap)
                    "ctxsync_http_rejected_busy_total %llu\n",
                    atomic_load(&h->inflight),
                    (unsigned long long)atomic_load(&h->n_rejected_busy));
+    cs_buf_appendf(
+        buf, len, cap,
+        "# HELP ctxsync_http_connections Open HTTP connections.\n"
+        "# TYPE ctxsync_http_connections gauge\nctxsync_http_connections %d\n"
+        "# HELP ctxsync_http_refused_total Requests and connections refused "
+        "by an abuse limit or mutual TLS.\n"
+        "# TYPE ctxsync_http_refused_total counter\n"
+        "ctxsync_http_refused_total{reason=\"max_connections\"} %llu\n"
+        "ctxsync_http_refused_total{reason=\"max_connections_per_ip\"} "
+        "%llu\n"
+        "ctxsync_http_refused_total{reason=\"sse_max_per_actor\"} %llu\n"
+        "ctxsync_http_refused_total{reason=\"client_certificate\"} %llu\n"
+        "# HELP ctxsync_tls_handshakes_incomplete_total TLS connections "
+        "closed before the handshake completed (includes missing client "
+        "certificates and plain HTTP).\n"
+        "# TYPE ctxsync_tls_handshakes_incomplete_total counter\n"
+        "ctxsync_tls_handshakes_incomplete_total %llu\n"
+        "# TYPE ctxsync_tls_reloads_total counter\n"
+        "ctxsync_tls_reloads_total{result=\"ok\"} %llu\n"
+        "ctxsync_tls_reloads_total{result=\"failed\"} %llu\n",
+        atomic_load(&h->n_conns),
+        (unsigned long long)atomic_load(&h->n_refused_conns),
+        (unsigned long long)atomic_load(&h->n_refused_ip),
+        (unsigned long long)atomic_load(&h->n_refused_streams),
+        (unsigned long long)atomic_load(&h->n_refused_tls),
+        (unsigned long long)atomic_load(&h->n_tls_incomplete),
+        (unsigned long long)atomic_load(&h->n_reloads),
+        (unsigned long long)atomic_load(&h->n_reload_failures));
 }

@@ -99,11 +99,24 @@ typedef struct cs_http_opts {
     size_t max_body;         /* bytes */
     unsigned workers;        /* worker threads */
     unsigned io_threads;     /* MHD thread pool size */
-    unsigned max_conns;
+    unsigned max_conns;      /* --max-connections (0: 4096) */
+    unsigned max_conns_per_ip;  /* --max-connections-per-ip (0: no limit) */
+    unsigned request_timeout_s; /* --request-timeout: idle seconds (0: 60) */
+    size_t conn_memory_limit;   /* --conn-memory-limit (0: 160 KiB) */
+    unsigned sse_max_per_actor; /* --sse-max-per-actor (0: no limit) */
+    /* TLS (all NULL: plain HTTP); files are read at start and on reload */
+    const char *tls_cert, *tls_key, *tls_client_ca;
 } cs_http_opts;
 
 cs_err cs_http_start(cs_node *n, const cs_http_opts *o, cs_http **out,
                      cs_errbuf *eb);
+/* Re-reads the TLS files and switches to them without dropping a
+ * connection: a new MHD daemon starts on the same listening socket, the old
+ * one stops accepting and serves its open connections (SSE streams too)
+ * until they end. On any error the old certificates stay in use. */
+cs_err cs_http_reload(cs_http *h, cs_errbuf *eb);
+/* True when the node serves HTTPS. */
+bool cs_http_is_tls(const cs_http *h);
 /* The bound "HOST:PORT". */
 const char *cs_http_bound(const cs_http *h);
 /* Stops accepting, finishes in-flight requests, closes streams, joins. */

@@ -13,6 +13,7 @@
 #include "cs_log.h"
 #include "cs_uri.h"
 #include "node.h"
+#include "residency_node.h"
 #include "versions.h"
 
 typedef enum {
@@ -223,6 +224,11 @@ precheck(cs_req *r, ing_event *ie)
         strcmp(computed, vid) != 0)
         REJECT("version_id does not match the record (expected %s)", computed);
     payload = json_object_get(ev, "payload");
+    /* residency: an inline payload this node's region may not hold */
+    if (payload != NULL && !json_is_null(payload) && !deleted &&
+        cs_res_ingest_refuses(cs_req_node(r), uri, ie->reason,
+                              sizeof(ie->reason)))
+        return false;
     if (payload != NULL && !json_is_null(payload) && !deleted) {
         const char *enc = jstr(payload, "encoding");
         const char *data = jstr(payload, "data");

@@ -14,6 +14,7 @@
 #include "cs_json.h"
 #include "cs_log.h"
 #include "node.h"
+#include "residency_node.h"
 #include "sse.h"
 
 static void
@@ -31,7 +32,11 @@ usage(FILE *f)
             "           [--log-format text|json] [--ready-file FILE]\n"
             "           [--residency FILE] [--peers FILE] "
             "[--fork-policy PATTERN=POLICY]...\n"
-            "           [--tls-cert F --tls-key F [--tls-client-ca F]]\n"
+            "           [--tls-cert F --tls-key F [--tls-client-ca F]] "
+            "(SIGHUP reloads them)\n"
+            "           [--max-connections N] [--max-connections-per-ip N] "
+            "[--request-timeout S]\n"
+            "           [--conn-memory-limit BYTES] [--sse-max-per-actor N]\n"
             "       ctxsync-node new-epoch --data DIR   (after restoring a "
             "backup)\n"
             "       ctxsync-node --help | --version\n"
@@ -207,12 +212,38 @@ cmd_new_epoch(int argc, char **argv)
 /* ---- serve ---- */
 
 static volatile sig_atomic_t g_stop;
+static volatile sig_atomic_t g_reload;
 
 static void
 on_signal(int sig)
 {
     (void)sig;
     g_stop = 1;
+}
+
+static void
+on_hup(int sig)
+{
+    (void)sig;
+    g_reload = 1;
+}
+
+/* Abuse-limit flags: an unsigned in [lo, hi]. */
+static bool
+parse_limit(const char *flag, const char *s, unsigned long lo,
+            unsigned long hi, unsigned long *out)
+{
+    char *end = NULL;
+    unsigned long v;
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || *s == '-' || v < lo ||
+        v > hi) {
+        fprintf(stderr, "ctxsync-node: %s must be %lu..%lu\n", flag, lo, hi);
+        return false;
+    }
+    *out = v;
+    return true;
 }
 
 static bool
@@ -244,6 +275,11 @@ cmd_serve(int argc, char **argv)
         {"tls-key", required_argument, NULL, 'K'},
         {"tls-client-ca", required_argument, NULL, 'A'},
         {"fork-policy", required_argument, NULL, 'F'},
+        {"max-connections", required_argument, NULL, 1001},
+        {"max-connections-per-ip", required_argument, NULL, 1002},
+        {"request-timeout", required_argument, NULL, 1003},
+        {"conn-memory-limit", required_argument, NULL, 1004},
+        {"sse-max-per-actor", required_argument, NULL, 1005},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -254,6 +290,7 @@ cmd_serve(int argc, char **argv)
     const char *ready = NULL;
     bool insecure_header = false;
     size_t tmp;
+    unsigned long lim;
     int c, rc = 1;
     struct sigaction sa;
 
@@ -266,6 +303,10 @@ cmd_serve(int argc, char **argv)
     n.cfg.sse_max_lag = 10000;
     n.cfg.blob_inline_max = 64 * 1024;
     ho.workers = 4;
+    ho.max_conns = 4096;
+    ho.request_timeout_s = 60;
+    ho.conn_memory_limit = 160 * 1024;
+    ho.sse_max_per_actor = 64;
 
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -350,6 +391,33 @@ cmd_serve(int argc, char **argv)
             }
             n.cfg.fork_policies[n.cfg.n_fork_policies++] = optarg;
             break;
+        case 1001:
+            if (!parse_limit("--max-connections", optarg, 1, 1000000, &lim))
+                return 2;
+            ho.max_conns = (unsigned)lim;
+            break;
+        case 1002:
+            if (!parse_limit("--max-connections-per-ip", optarg, 0, 1000000,
+                             &lim))
+                return 2;
+            ho.max_conns_per_ip = (unsigned)lim;
+            break;
+        case 1003:
+            if (!parse_limit("--request-timeout", optarg, 1, 86400, &lim))
+                return 2;
+            ho.request_timeout_s = (unsigned)lim;
+            break;
+        case 1004:
+            if (!parse_limit("--conn-memory-limit", optarg, 16384,
+                             64ul << 20, &lim))
+                return 2;
+            ho.conn_memory_limit = (size_t)lim;
+            break;
+        case 1005:
+            if (!parse_limit("--sse-max-per-actor", optarg, 0, 1000000, &lim))
+                return 2;
+            ho.sse_max_per_actor = (unsigned)lim;
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -358,20 +426,16 @@ cmd_serve(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    /* Refuse what this build cannot do rather than silently ignore it
-     * (e.g. serve clear text when a certificate was given). */
-    if (n.cfg.tls_cert != NULL || n.cfg.tls_key != NULL ||
-        n.cfg.tls_client_ca != NULL) {
-        fprintf(stderr, "ctxsync-node: TLS (--tls-cert/--tls-key/"
-                        "--tls-client-ca) is not available in this build "
-                        "yet\n");
+    /* TLS: a certificate without its key (or a client CA without both)
+     * must not fall back to clear text. */
+    if ((n.cfg.tls_cert != NULL) != (n.cfg.tls_key != NULL) ||
+        (n.cfg.tls_client_ca != NULL && n.cfg.tls_cert == NULL)) {
+        fprintf(stderr, "ctxsync-node: --tls-cert and --tls-key go together, "
+                        "and --tls-client-ca needs both\n");
         return 2;
     }
-    if (n.cfg.residency_file != NULL || n.cfg.peers_file != NULL) {
-        fprintf(stderr, "ctxsync-node: --residency and --peers are not "
-                        "available in this build yet\n");
-        return 2;
-    }
+    /* residency: --residency and --peers are loaded and validated below,
+     * once the other flags are known to be good */
     if (cs_forks_set_policies(n.cfg.fork_policies, n.cfg.n_fork_policies,
                               &eb) != CS_OK) {
         fprintf(stderr, "ctxsync-node: %s\n", eb.msg);
@@ -386,11 +450,16 @@ cmd_serve(int argc, char **argv)
                 n.cfg.listen);
         return 2;
     }
+    /* residency: a bad policy or peers file is a clear error, exit 2 */
+    if (cs_res_node_start(&n) != CS_OK)
+        return 2;
 
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = on_hup;
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     n.started_us = cs_now_us();
@@ -409,7 +478,9 @@ cmd_serve(int argc, char **argv)
     ho.listen = n.cfg.listen;
     ho.max_body = n.cfg.max_body;
     ho.io_threads = 2;
-    ho.max_conns = 4096;
+    ho.tls_cert = n.cfg.tls_cert;
+    ho.tls_key = n.cfg.tls_key;
+    ho.tls_client_ca = n.cfg.tls_client_ca;
     if (cs_http_start(&n, &ho, &n.http, &eb) != CS_OK) {
         cs_log(CS_LOG_ERROR, "NODE-START", "%s", eb.msg);
         goto out;
@@ -435,8 +506,14 @@ cmd_serve(int argc, char **argv)
             goto out;
         }
     }
-    while (!g_stop)
+    while (!g_stop) {
         usleep(100 * 1000); /* no pause(): a signal could slip in first */
+        if (g_reload) {
+            cs_errbuf reb = {{0}};
+            g_reload = 0;
+            (void)cs_http_reload(n.http, &reb); /* logs either way */
+        }
+    }
     cs_log(CS_LOG_NOTICE, "NODE-STOP", "signal received: draining");
     rc = 0;
 out:
@@ -444,6 +521,7 @@ out:
     sse_hub_stop(n.hub);
     cs_authz_free(n.authz);
     cs_store_close(n.store);
+    cs_res_node_stop(&n); /* residency: */
     if (rc == 0)
         cs_log(CS_LOG_NOTICE, "NODE-STOP", "stopped cleanly");
     return rc;

@@ -9,6 +9,7 @@
 
 #include "authz.h"
 #include "http.h"
+#include "residency.h"
 #include "store.h"
 
 typedef struct sse_hub sse_hub;
@@ -40,6 +41,12 @@ struct cs_node {
     sse_hub *hub;
     cs_http *http;
     long long started_us;
+    /* residency: the policy (--residency; NULL: none), the peers for
+     * on-demand fetches (--peers; NULL: none) and the test-only switches
+     * of CS_RESIDENCY_DISABLE (node/residency_node.c) */
+    cs_residency *residency;
+    struct cs_peers *peers;
+    bool res_no_feed, res_no_ingest;
 };
 
 /* Route tables, each terminated by {NULL}. */
@@ -52,6 +59,7 @@ extern const cs_route cs_routes_ops[];         /* routes_ops.c: health, metrics 
 extern const cs_route cs_routes_federation[];  /* routes_federation.c */
 extern const cs_route cs_routes_forks[];       /* forks.c: review queue */
 extern const cs_route cs_routes_ui[];          /* routes_ui.c: /ui/forks */
+extern const cs_route cs_routes_residency[];   /* residency_node.c */
 
 /* Appends one provenance row inside a write (operation "read", "write",
  * ...). version_touched <= 0 means null. */

@@ -19,6 +19,7 @@
 #include "cs_jsonpatch.h"
 #include "cs_uri.h"
 #include "node.h"
+#include "residency_node.h"
 #include "versions.h"
 
 #define DOWNSTREAM_MAX 2048
@@ -166,6 +167,7 @@ h_get(cs_req *r)
 {
     cs_node *n = cs_req_node(r);
     const char *uri, *vid, *downstream, *meta;
+    bool meta_only;
     int64_t version;
     json_t *a = NULL;
     cs_errbuf eb = {{0}};
@@ -186,16 +188,22 @@ h_get(cs_req *r)
         return;
     }
     meta = cs_req_query(r, "metadata_only");
+    meta_only = meta != NULL && (strcmp(meta, "1") == 0 ||
+                                 strcmp(meta, "true") == 0);
     rv = cs_artifact_read(n->store, cs_req_db(r), uri, version, vid,
-                          !(meta != NULL && (strcmp(meta, "1") == 0 ||
-                                             strcmp(meta, "true") == 0)),
-                          &a, &eb);
+                          !meta_only, &a, &eb);
     if (rv != CS_OK) {
         cs_res_store_error(r, rv, &eb);
         return;
     }
     if (json_is_true(json_object_get(a, "deleted"))) {
         res_deleted(r, uri, a);
+        goto out;
+    }
+    /* residency: a payload stored elsewhere is fetched on demand */
+    if (!meta_only && cs_res_is_remote(a)) {
+        cs_res_read_remote(r, uri, a, downstream);
+        a = NULL;
         goto out;
     }
     if (!cs_req_record_read(

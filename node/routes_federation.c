@@ -14,6 +14,7 @@
 #include "federation.h"
 #include "ingest.h"
 #include "node.h"
+#include "residency_node.h"
 #include "sse.h"
 
 #define FED_PAGE_DEFAULT 500
@@ -106,6 +107,7 @@ h_changes(cs_req *r)
     bool full, more = false;
     json_t *events;
     sqlite3_stmt *st;
+    cs_fed_view view;
     int rows = 0;
 
     if (!may_federate(r) || !parse_mode(r, &full) ||
@@ -124,6 +126,7 @@ h_changes(cs_req *r)
     }
     events = json_array();
     last = since;
+    cs_res_fed_view(n, cs_req_actor(r), &view); /* residency: withholding */
     sqlite3_bind_int64(st, 1, since);
     sqlite3_bind_int64(st, 2, limit);
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -136,8 +139,8 @@ h_changes(cs_req *r)
         if (cs_fed_patterns_match(patterns, uri) &&
             cs_authz_check(n->authz, db, cs_req_actor(r), uri,
                            CS_OP_REPLICATE, NULL)) {
-            if (cs_fed_event(n->store, db, seq, body, full, &pb, &ev, NULL) !=
-                CS_OK)
+            if (cs_fed_event(n->store, db, seq, body, full, &view, &pb, &ev,
+                             NULL) != CS_OK)
                 continue;
             if (json_array_size(events) > 0 && bytes + pb > (size_t)max_bytes) {
                 json_decref(ev);
@@ -199,6 +202,7 @@ h_versions(cs_req *r)
     bool full;
     json_t *arr;
     sqlite3_stmt *st;
+    cs_fed_view view;
     if (!may_federate(r) || !cs_req_query_uri(r, "uri", &uri) ||
         !parse_mode(r, &full))
         return;
@@ -214,12 +218,13 @@ h_versions(cs_req *r)
         return;
     }
     arr = json_array();
+    cs_res_fed_view(n, cs_req_actor(r), &view); /* residency: withholding */
     sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
     while (sqlite3_step(st) == SQLITE_ROW) {
         json_t *ev = NULL;
         if (cs_fed_event(n->store, db, sqlite3_column_int64(st, 0),
-                         (const char *)sqlite3_column_text(st, 1), full, NULL,
-                         &ev, NULL) == CS_OK)
+                         (const char *)sqlite3_column_text(st, 1), full,
+                         &view, NULL, &ev, NULL) == CS_OK)
             json_array_append_new(arr, ev);
     }
     sqlite3_reset(st);
@@ -233,6 +238,7 @@ h_payload(cs_req *r)
     sqlite3 *db = cs_req_db(r);
     const char *vid;
     char uri[1100] = "", hash[80] = "", ctype[300] = "", pstate[16] = "";
+    long long version = 0;
     char *data = NULL;
     size_t len = 0;
     cs_errbuf eb = {{0}};
@@ -241,8 +247,8 @@ h_payload(cs_req *r)
 
     if (!may_federate(r) || !cs_req_query_str(r, "version_id", &vid))
         return;
-    st = cs_stmt(db, "SELECT uri, content_hash, content_type, payload_state"
-                     " FROM artifact_versions WHERE version_id = ?1");
+    st = cs_stmt(db, "SELECT uri, content_hash, content_type, payload_state,"
+                     " version FROM artifact_versions WHERE version_id = ?1");
     if (st == NULL) {
         cs_res_error(r, 500, "internal", "database error");
         return;
@@ -256,6 +262,7 @@ h_payload(cs_req *r)
         if (sqlite3_column_type(st, 2) != SQLITE_NULL)
             snprintf(ctype, sizeof(ctype), "%s", sqlite3_column_text(st, 2));
         snprintf(pstate, sizeof(pstate), "%s", sqlite3_column_text(st, 3));
+        version = sqlite3_column_int64(st, 4);
     }
     sqlite3_reset(st);
     if (!found) {
@@ -267,6 +274,9 @@ h_payload(cs_req *r)
         cs_res_error(r, 403, "forbidden", "no replicate permission on %s", uri);
         return;
     }
+    /* residency: on_behalf_of checks and withholding (answers when refused) */
+    if (!cs_res_payload_gate(r, uri))
+        return;
     if (hash[0] == '\0') {
         cs_res_error(r, 404, "not_found", "version %s is a deletion", vid);
         return;
@@ -275,6 +285,11 @@ h_payload(cs_req *r)
         cs_blob_get(n->store, db, hash, &data, &len, &eb) != CS_OK) {
         cs_res_error(r, 404, "not_found",
                      "the payload of %s is not stored on this node", vid);
+        return;
+    }
+    /* residency: the remote_fetch provenance row of an on-demand read */
+    if (!cs_res_payload_served(r, uri, version, vid)) {
+        free(data);
         return;
     }
     cs_res_header(r, "X-Content-Hash", hash);

@@ -21,6 +21,7 @@
 #include "cs_log.h"
 #include "cs_uri.h"
 #include "federation.h"
+#include "residency_node.h"
 #include "node.h"
 
 #define REPLAY_PAGE 500
@@ -111,13 +112,15 @@ push_event(sse_client *c, int64_t seq, const char *body)
     json_t *ev = NULL;
     char *txt;
     char head[64];
+    cs_fed_view view;
     int n;
     if (!c->fed) {
         push_plain(c, seq, body);
         return;
     }
+    cs_res_fed_view(c->hub->node, &c->actor, &view); /* residency: */
     if (cs_fed_event(c->hub->node->store, c->hub->db, seq, body, c->full,
-                     NULL, &ev, NULL) != CS_OK)
+                     &view, NULL, &ev, NULL) != CS_OK)
         return;
     txt = json_dumps(ev, JSON_COMPACT);
     json_decref(ev);
