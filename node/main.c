@@ -302,7 +302,9 @@ cmd_serve(int argc, char **argv)
     n.cfg.keepalive_s = 15;
     n.cfg.sse_max_lag = 10000;
     n.cfg.blob_inline_max = 64 * 1024;
-    ho.workers = 4;
+    /* Writers block their worker until the group commit: more workers make
+     * larger groups (measured: PUT 613 -> 973 req/s from 4 to 32). */
+    ho.workers = 16;
     ho.max_conns = 4096;
     ho.request_timeout_s = 60;
     ho.conn_memory_limit = 160 * 1024;
