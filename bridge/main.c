@@ -534,6 +534,8 @@ main(int argc, char **argv)
 
     if (r >= 0)
         return r;
+    if (o.cmd == NULL)
+        return usage_error("missing command");
     if (o.log_format != NULL) {
         cs_log_format f;
         if (cs_log_parse_format(o.log_format, &f) != 0)
