@@ -223,8 +223,7 @@ cs_forks_after_apply(cs_tx *tx, const char *uri, const cs_uri_parts *parts,
                 return rv;
         }
     }
-    st = cs_stmt(db, "SELECT 1 FROM forks WHERE uri = ?1 AND status = 'open'"
-                     " LIMIT 1");
+    st = cs_stmt(db, "SELECT 1 FROM forks WHERE uri = ?1 LIMIT 1");
     if (st == NULL)
         return cs_db_err(db, SQLITE_ERROR, eb);
     sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
@@ -232,8 +231,13 @@ cs_forks_after_apply(cs_tx *tx, const char *uri, const cs_uri_parts *parts,
     sqlite3_reset(st);
     if (!any_open)
         return CS_OK;
-    /* Close every open fork whose branches are all ancestors-or-self of
-     * this version. */
+    /* A fork is resolved by the versions whose ancestry covers every one of
+     * its branches. The record must not depend on arrival order (two
+     * concurrent merges reach nodes in different orders), so the
+     * resolution is the least covering version by (version, created_at,
+     * version_id): this version becomes it when the fork is open, or when
+     * it ranks below the current resolution. resolved_at is the
+     * resolution's own created_at, so every node holds the same record. */
     st = cs_stmt(
         db,
         "WITH RECURSIVE anc(vid) AS (SELECT ?1"
@@ -241,10 +245,19 @@ cs_forks_after_apply(cs_tx *tx, const char *uri, const cs_uri_parts *parts,
         "  ON v.version_id = anc.vid WHERE v.parent_id IS NOT NULL"
         " UNION SELECT j.value FROM artifact_versions v JOIN anc"
         "  ON v.version_id = anc.vid, json_each(v.merged_from) j"
-        "  WHERE v.merged_from IS NOT NULL)"
+        "  WHERE v.merged_from IS NOT NULL),"
+        " me(version, created_at) AS (SELECT version, created_at FROM"
+        "  artifact_versions WHERE version_id = ?1)"
         " UPDATE forks SET status = 'resolved', resolved_by = ?3,"
-        " resolution_version_id = ?1, resolved_at = ?4"
-        " WHERE uri = ?2 AND status = 'open' AND NOT EXISTS ("
+        " resolution_version_id = ?1,"
+        " resolved_at = (SELECT created_at FROM me)"
+        " WHERE uri = ?2 AND (status = 'open' OR EXISTS ("
+        "  SELECT 1 FROM artifact_versions r, me WHERE"
+        "  r.version_id = forks.resolution_version_id AND"
+        "  (me.version < r.version OR (me.version = r.version AND"
+        "   (me.created_at < r.created_at OR (me.created_at = r.created_at"
+        "    AND ?1 < r.version_id))))))"
+        " AND NOT EXISTS ("
         "  SELECT 1 FROM artifact_versions b WHERE b.uri = forks.uri AND"
         "  b.parent_id IS forks.parent_id AND"
         "  b.version_id NOT IN (SELECT vid FROM anc))");
@@ -253,7 +266,6 @@ cs_forks_after_apply(cs_tx *tx, const char *uri, const cs_uri_parts *parts,
     sqlite3_bind_text(st, 1, version_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, uri, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, author_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, now, -1, SQLITE_STATIC);
     if ((rv = step(db, st, eb)) != CS_OK)
         return rv;
     if (sqlite3_changes(db) > 0)
