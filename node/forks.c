@@ -889,6 +889,22 @@ cs_forks_metrics(sqlite3 *db, char **buf, size_t *len, size_t *cap)
                            (long long)sqlite3_column_int64(st, 2));
         sqlite3_reset(st);
     }
+    cs_buf_appendf(buf, len, cap,
+                   "# HELP ctxsync_forks_open_by_region Open forks with a "
+                   "branch written in the region.\n"
+                   "# TYPE ctxsync_forks_open_by_region gauge\n");
+    st = cs_stmt(db, "SELECT v.origin_region, COUNT(DISTINCT f.fork_id) FROM"
+                     " forks f JOIN artifact_versions v ON v.uri = f.uri AND"
+                     " v.parent_id IS f.parent_id WHERE f.status = 'open'"
+                     " GROUP BY v.origin_region");
+    if (st != NULL) {
+        while (sqlite3_step(st) == SQLITE_ROW)
+            cs_buf_appendf(buf, len, cap,
+                           "ctxsync_forks_open_by_region{region=\"%s\"} %lld\n",
+                           sqlite3_column_text(st, 0),
+                           (long long)sqlite3_column_int64(st, 1));
+        sqlite3_reset(st);
+    }
     st = cs_stmt(db, "SELECT COUNT(*), COALESCE(SUM(status = 'resolved'), 0)"
                      " FROM forks");
     if (st != NULL) {

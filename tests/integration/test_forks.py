@@ -71,6 +71,8 @@ def fork_detected_identically_on_both_nodes():
         assert sum(1 for b in d["branches"] if b["provisional_head"]) == 1
         m = eu.req("GET", "/metrics")[2]
         assert 'ctxsync_forks_open{org="acme",domain="docs"} 1' in m, m[-800:]
+        assert 'ctxsync_forks_open_by_region{region="eu"} 1' in m, m[-800:]
+        assert 'ctxsync_forks_open_by_region{region="us"} 1' in m, m[-800:]
 
 
 @test
