@@ -13,7 +13,9 @@
 #include "cs_log.h"
 
 #define CONNECT_TIMEOUT_MS 10000L
-#define DEFAULT_TIMEOUT_MS 120000L
+/* A peer that accepts but never answers must surface as backing_off
+ * quickly; an ingest of a full batch takes well under this. */
+#define DEFAULT_TIMEOUT_MS 30000L
 #define LOW_SPEED_TIME_S 60L
 #define ERR_BODY_MAX 4096
 

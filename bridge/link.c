@@ -442,6 +442,8 @@ batch_new(void)
 
 /* Hands the open batch of lane to its worker, waiting for queue space
  * (link thread, mu held). Returns CS_ESHUTDOWN when interrupted. */
+static void check_stall_locked(br_link *l);
+
 static cs_err
 dispatch_locked(br_link *l, lane *ln)
 {
@@ -454,6 +456,7 @@ dispatch_locked(br_link *l, lane *ln)
             return CS_ESHUTDOWN;
         abs_deadline(&ts, 50);
         pthread_cond_timedwait(&l->cv, &l->mu, &ts);
+        check_stall_locked(l); /* a target that hangs shows as stalled */
     }
     ln->open = NULL;
     b->next = NULL;
@@ -1064,29 +1067,39 @@ out:
 
 /* Stall detection: work to do (unanswered events, a source head ahead, or a
  * silent stream) but nothing answered for 2 x keepalive. */
+/* Stall rule (federation.md §6): stalled when the source is silent (no
+ * data, no keepalive) for 2 x keepalive, or when events are pending or the
+ * source is ahead but nothing was applied for 2 x keepalive. Caller holds
+ * l->mu (it also runs while the link thread waits for a lane). */
 static void
-check_stall(br_link *l)
+check_stall_locked(br_link *l)
 {
     int64_t now = mono_ms(), limit = 2000LL * l->cfg->keepalive_s;
-    bool work, stalled;
+    bool silent, behind, stalled;
 
-    pthread_mutex_lock(&l->mu);
-    work = (l->trk.n > 0) || (l->phase == BR_ST_CATCHING_UP && l->head > l->trk.wm) ||
-           (l->streaming && now - l->alive_ms > limit);
-    stalled = work && now - l->progress_ms > limit;
+    silent = l->streaming && now - l->alive_ms > limit;
+    behind = (l->trk.n > 0) ||
+             (l->phase == BR_ST_CATCHING_UP && l->head > l->trk.wm);
+    stalled = silent || (behind && now - l->progress_ms > limit);
     if (stalled != l->stalled) {
         l->stalled = stalled;
         if (stalled)
             snprintf(l->reason, sizeof(l->reason), "%s",
-                     l->streaming && now - l->alive_ms > limit
-                         ? "no data or keepalive from the source"
-                         : "no progress although the source is ahead");
+                     silent ? "no data or keepalive from the source"
+                            : "no progress although the source is ahead");
         else
             l->reason[0] = '\0';
         update_shown(l);
     }
-    if (!work)
+    if (!behind)
         l->progress_ms = now; /* idle is not a stall */
+}
+
+static void
+check_stall(br_link *l)
+{
+    pthread_mutex_lock(&l->mu);
+    check_stall_locked(l);
     pthread_mutex_unlock(&l->mu);
 }
 
@@ -1368,7 +1381,11 @@ on_sse_event(void *ud, const char *id, const char *event, const char *data,
         return CS_OK;
     ev = json_loadb(data, len, 0, &jerr);
     if (ev == NULL) {
-        proto_fail(l, "protocol_mismatch", "stream event data is not JSON");
+        /* A cut or corrupted stream, not a protocol change: reconnect and
+         * resume from the checkpoint (nothing was applied from it). */
+        session_fail(l, BR_FAIL_TRANSIENT,
+                     "stream: event data is not JSON (corrupted stream)",
+                     "source GET /federation/stream");
         return CS_EPROTO;
     }
     return handle_event(l, ev);
@@ -1474,11 +1491,25 @@ session(br_link *l)
 {
     int64_t cp = 0, since;
 
+    long start_ms = 2000L * l->cfg->keepalive_s;
+    bool started;
+
     l->s_cls = BR_FAIL_NONE;
     l->s_reason[0] = '\0';
     l->s_detail[0] = '\0';
-    set_phase(l, BR_ST_STARTING, NULL);
-    if (!fetch_info(l) || !fetch_checkpoint(l, &cp))
+    /* The handshake (info of both ends, checkpoint) is small: a peer that
+     * accepts but does not answer must become backing_off within
+     * 2 x keepalive (at least 5 s), not after the ingest timeout, and the
+     * state says what it waits for meanwhile. */
+    if (start_ms < 5000)
+        start_ms = 5000;
+    set_phase(l, BR_ST_STARTING, "waiting for /federation/info and the checkpoint");
+    br_http_set_timeout_ms(l->src, start_ms);
+    br_http_set_timeout_ms(l->tgt, start_ms);
+    started = fetch_info(l) && fetch_checkpoint(l, &cp);
+    br_http_set_timeout_ms(l->src, 30000L);
+    br_http_set_timeout_ms(l->tgt, 30000L);
+    if (!started)
         return;
     pthread_mutex_lock(&l->mu);
     trk_clear(&l->trk, cp);

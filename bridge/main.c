@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
+#include <nng/nng.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -254,6 +255,7 @@ out:
     if (ret == 0)
         cs_log(CS_LOG_NOTICE, "BRIDGE-STOP", "stopped");
     br_http_global_cleanup();
+    nng_fini(); /* joins nng's worker threads: a clean valgrind report */
     return ret;
 }
 

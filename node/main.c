@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <nng/nng.h>
+
 #include "auth.h"
 #include "forks.h"
 #include "cs_json.h"
@@ -524,6 +526,7 @@ out:
     cs_authz_free(n.authz);
     cs_store_close(n.store);
     cs_res_node_stop(&n); /* residency: */
+    nng_fini(); /* joins nng's worker threads: a clean valgrind report */
     if (rc == 0)
         cs_log(CS_LOG_NOTICE, "NODE-STOP", "stopped cleanly");
     return rc;

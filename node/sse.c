@@ -24,6 +24,10 @@
 #include "residency_node.h"
 #include "node.h"
 
+/* A client's queue is bounded by events (--sse-max-lag) and by bytes: a
+ * federation stream in full mode carries payloads, so a count alone does
+ * not bound memory. */
+#define SSE_MAX_QUEUED_BYTES (8u << 20)
 #define REPLAY_PAGE 500
 #define REPLAY_LOW 256 /* refill a replaying client below this many frames */
 
@@ -48,6 +52,7 @@ struct sse_client {
     void *conn;
     frame *q_head, *q_tail;
     size_t q_events;
+    size_t q_bytes;    /* bytes queued (bounded: SSE_MAX_QUEUED_BYTES) */
     struct sse_client *next;
 };
 
@@ -93,6 +98,7 @@ push(sse_client *c, frame *f)
     else
         c->q_head = f;
     c->q_tail = f;
+    c->q_bytes += f->len;
     if (f->seq > 0)
         c->q_events++;
 }
@@ -153,6 +159,7 @@ free_frames(sse_client *c)
     }
     c->q_tail = NULL;
     c->q_events = 0;
+    c->q_bytes = 0;
 }
 
 static bool
@@ -183,7 +190,8 @@ deliver(sse_hub *h, sse_client *c, int64_t seq, const char *uri,
     atomic_fetch_add(&h->delivered, 1);
     /* The overflow frame follows every queued frame, so last_id is the seq
      * of the last change frame the client will have read before it. */
-    if (c->q_events > h->node->cfg.sse_max_lag) {
+    if (c->q_events > h->node->cfg.sse_max_lag ||
+        c->q_bytes > SSE_MAX_QUEUED_BYTES) {
         char msg[200];
         snprintf(msg, sizeof(msg),
                  "event: overflow\ndata: {\"reason\":\"client fell more "
@@ -331,7 +339,8 @@ hub_main(void *arg)
         for (sse_client *c = h->clients; c; c = c->next) {
             if (!c->attached || c->dead || c->closing)
                 continue;
-            if (!c->live && c->q_events < REPLAY_LOW)
+            if (!c->live && c->q_events < REPLAY_LOW &&
+                c->q_bytes < SSE_MAX_QUEUED_BYTES / 2)
                 replay(h, c);
         }
         if (h->db != NULL)
@@ -567,6 +576,7 @@ sse_client_read(void *cls, uint64_t pos, char *buf, size_t max)
                 c->q_events--;
                 c->sent_seq = f->seq;
             }
+            c->q_bytes -= f->len;
             free(f);
         }
     }

@@ -3,7 +3,7 @@
 # test. Idempotent: does nothing when everything is present. Run as root
 # (or with sudo available).
 set -euo pipefail
-PKGS=(build-essential cmake pkg-config clang clang-tidy
+PKGS=(build-essential cmake pkg-config clang clang-tidy libclang-rt-14-dev
       libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev libjansson-dev
       libnng-dev libssl-dev libgnutls28-dev
       python3 curl diffutils patch ca-certificates procps
