@@ -5,34 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cs_base64.h"
 #include "cs_json.h"
 #include "cs_uri.h"
 #include "versions.h"
-
-static const char b64[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static char *
-base64_encode(const unsigned char *in, size_t n)
-{
-    size_t o = 0;
-    char *out = malloc(4 * ((n + 2) / 3) + 1);
-    if (out == NULL)
-        return NULL;
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)in[i] << 16;
-        if (i + 1 < n)
-            v |= (unsigned)in[i + 1] << 8;
-        if (i + 2 < n)
-            v |= in[i + 2];
-        out[o++] = b64[(v >> 18) & 63];
-        out[o++] = b64[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < n ? b64[v & 63] : '=';
-    }
-    out[o] = '\0';
-    return out;
-}
 
 cs_err
 cs_fed_event(cs_store *s, sqlite3 *db, int64_t seq, const char *body,
@@ -101,7 +77,7 @@ cs_fed_event(cs_store *s, sqlite3 *db, int64_t seq, const char *body,
                 p = json_pack("{s:s,s:s%}", "encoding", "utf8", "data", data,
                               len);
             } else {
-                char *enc = base64_encode((unsigned char *)data, len);
+                char *enc = cs_base64_encode(data, len, false);
                 p = enc ? json_pack("{s:s,s:s}", "encoding", "base64", "data",
                                     enc)
                         : NULL;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "authz.h"
+#include "cs_base64.h"
 #include "cs_hash.h"
 #include "cs_json.h"
 #include "cs_log.h"
@@ -52,50 +53,34 @@ typedef struct ing_batch {
 
 /* ---- helpers ---- */
 
-static int
-b64val(int c)
+/* Decodes a federation payload {encoding: utf8|base64, data}: *out gets
+ * malloc'd bytes (NUL-terminated), *len their size. CS_EINVAL with a
+ * reason in eb when the object is malformed. */
+static cs_err
+decode_payload(const json_t *payload, char **out, size_t *len, cs_errbuf *eb)
 {
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+' || c == '-')
-        return 62;
-    if (c == '/' || c == '_')
-        return 63;
-    return -1;
-}
-
-static char *
-base64_decode(const char *in, size_t *outlen)
-{
-    size_t n = strlen(in), o = 0;
-    unsigned acc = 0;
-    int bits = 0;
-    char *out = malloc(n / 4 * 3 + 4);
-    if (out == NULL)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        int v;
-        if (in[i] == '=')
-            break;
-        v = b64val((unsigned char)in[i]);
-        if (v < 0) {
-            free(out);
-            return NULL;
-        }
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (char)((acc >> bits) & 0xff);
-        }
+    const char *enc = json_string_value(json_object_get(payload, "encoding"));
+    const json_t *d = json_object_get(payload, "data");
+    const char *data = json_string_value(d);
+    char *p;
+    if (enc == NULL || data == NULL)
+        return cs_errf(eb, CS_EINVAL, "payload must be {encoding, data}");
+    if (strcmp(enc, "utf8") == 0) {
+        *len = json_string_length(d);
+        p = malloc(*len + 1);
+        if (p == NULL)
+            return cs_errf(eb, CS_ENOMEM, "out of memory");
+        memcpy(p, data, *len);
+        p[*len] = '\0';
+    } else if (strcmp(enc, "base64") == 0) {
+        p = cs_base64_decode(data, json_string_length(d), len);
+        if (p == NULL)
+            return cs_errf(eb, CS_EINVAL, "payload data is not valid base64");
+    } else {
+        return cs_errf(eb, CS_EINVAL, "payload encoding must be utf8 or base64");
     }
-    out[o] = '\0';
-    *outlen = o;
-    return out;
+    *out = p;
+    return CS_OK;
 }
 
 static const char *
@@ -230,26 +215,11 @@ precheck(cs_req *r, ing_event *ie)
                               sizeof(ie->reason)))
         return false;
     if (payload != NULL && !json_is_null(payload) && !deleted) {
-        const char *enc = jstr(payload, "encoding");
-        const char *data = jstr(payload, "data");
         char got[CS_CONTENT_HASH_LEN + 1];
-        if (enc == NULL || data == NULL)
-            REJECT("payload must be {encoding, data}");
-        if (strcmp(enc, "utf8") == 0) {
-            size_t len = json_string_length(json_object_get(payload, "data"));
-            ie->payload = malloc(len + 1);
-            if (ie->payload == NULL)
-                REJECT("out of memory");
-            memcpy(ie->payload, data, len);
-            ie->payload[len] = '\0';
-            ie->payload_len = len;
-        } else if (strcmp(enc, "base64") == 0) {
-            ie->payload = base64_decode(data, &ie->payload_len);
-            if (ie->payload == NULL)
-                REJECT("payload data is not valid base64");
-        } else {
-            REJECT("payload encoding must be utf8 or base64");
-        }
+        cs_errbuf peb = {{0}};
+        if (decode_payload(payload, &ie->payload, &ie->payload_len, &peb) !=
+            CS_OK)
+            REJECT("%s", peb.msg);
         ie->has_payload = true;
         cs_content_hash(ie->payload, ie->payload_len, got);
         if (strcmp(got, hash) != 0)
@@ -514,25 +484,13 @@ apply_and_drain(cs_tx *tx, ing_batch *b, const json_t *ev,
                     break;
                 continue;
             }
-            /* Payload of a pending event: decode again from its JSON. */
-            {
-                const json_t *p = json_object_get(x, "payload");
-                const char *enc = jstr(p, "encoding"), *data = jstr(p, "data");
-                if (enc && data) {
-                    if (strcmp(enc, "base64") == 0) {
-                        pie.payload = base64_decode(data, &pie.payload_len);
-                    } else {
-                        pie.payload_len = json_string_length(
-                            json_object_get(p, "data"));
-                        pie.payload = malloc(pie.payload_len + 1);
-                        if (pie.payload) {
-                            memcpy(pie.payload, data, pie.payload_len);
-                            pie.payload[pie.payload_len] = '\0';
-                        }
-                    }
-                    pie.has_payload = pie.payload != NULL;
-                }
-            }
+            /* Payload of a pending event (checked when it was received):
+             * decode it again from its JSON. */
+            if (json_object_get(x, "payload") != NULL)
+                pie.has_payload =
+                    decode_payload(json_object_get(x, "payload"),
+                                   &pie.payload, &pie.payload_len,
+                                   NULL) == CS_OK;
             rv = apply_one(tx, b, x, &pie, &ps, preason, sizeof(preason), eb);
             free(pie.payload);
             if (rv != CS_OK)
