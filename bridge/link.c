@@ -1499,11 +1499,10 @@ session(br_link *l)
     l->s_detail[0] = '\0';
     /* The handshake (info of both ends, checkpoint) is small: a peer that
      * accepts but does not answer must become backing_off within
-     * 2 x keepalive (at least 5 s), not after the ingest timeout, and the
-     * state says what it waits for meanwhile. */
+     * 2 x keepalive (at least 5 s), not after the ingest timeout. */
     if (start_ms < 5000)
         start_ms = 5000;
-    set_phase(l, BR_ST_STARTING, "waiting for /federation/info and the checkpoint");
+    set_phase(l, BR_ST_STARTING, NULL);
     br_http_set_timeout_ms(l->src, start_ms);
     br_http_set_timeout_ms(l->tgt, start_ms);
     started = fetch_info(l) && fetch_checkpoint(l, &cp);

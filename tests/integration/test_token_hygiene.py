@@ -106,7 +106,8 @@ def no_token_in_any_log_output_feed_or_data_file_and_rotation_without_downtime()
                                           "ca": pki.ca, "cert": bcert,
                                           "key": bkey},
              "target": end(eu, "eu-fed.token")}])
-        wait_until(lambda: all(l["reason"] for l in bad.status().values()), 20)
+        wait_until(lambda: all(l["state"] == "failed" and l["reason"]
+                               for l in bad.status().values()), 20)
         _, _, corpus["bad bridge status"] = bad.get("/status")
         _, _, corpus["bad bridge metrics"] = bad.get("/metrics")
         bad.stop()
