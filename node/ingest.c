@@ -238,48 +238,39 @@ precheck(cs_req *r, ing_event *ie)
 
 /* ---- inside the transaction ---- */
 
+/* True when `sql` (one text parameter) finds a row for key. */
 static bool
-version_exists(sqlite3 *db, const char *vid)
+row_exists(sqlite3 *db, const char *sql, const char *key)
 {
-    sqlite3_stmt *st = cs_stmt(db, "SELECT 1 FROM artifact_versions WHERE"
-                                   " version_id = ?1");
+    sqlite3_stmt *st;
     bool found;
-    if (st == NULL)
+    if (key == NULL || (st = cs_stmt(db, sql)) == NULL)
         return false;
-    sqlite3_bind_text(st, 1, vid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     found = sqlite3_step(st) == SQLITE_ROW;
     sqlite3_reset(st);
     return found;
+}
+
+static bool
+version_exists(sqlite3 *db, const char *vid)
+{
+    return row_exists(db, "SELECT 1 FROM artifact_versions WHERE"
+                          " version_id = ?1", vid);
 }
 
 static bool
 pending_exists(sqlite3 *db, const char *vid)
 {
-    sqlite3_stmt *st = cs_stmt(db, "SELECT 1 FROM fed_pending WHERE"
-                                   " version_id = ?1");
-    bool found;
-    if (st == NULL)
-        return false;
-    sqlite3_bind_text(st, 1, vid, -1, SQLITE_STATIC);
-    found = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_reset(st);
-    return found;
+    return row_exists(db, "SELECT 1 FROM fed_pending WHERE version_id = ?1",
+                      vid);
 }
 
 static bool
 event_id_taken(sqlite3 *db, const char *event_id)
 {
-    sqlite3_stmt *st;
-    bool found;
-    if (event_id == NULL)
-        return false;
-    st = cs_stmt(db, "SELECT 1 FROM change_events WHERE event_id = ?1");
-    if (st == NULL)
-        return false;
-    sqlite3_bind_text(st, 1, event_id, -1, SQLITE_STATIC);
-    found = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_reset(st);
-    return found;
+    return row_exists(db, "SELECT 1 FROM change_events WHERE event_id = ?1",
+                      event_id);
 }
 
 /* First ancestor (parent, then merged_from) not present, or NULL. */

@@ -67,5 +67,13 @@ cs_err cs_prov_append(cs_tx *tx, const char *actor_id, const char *operation,
                       const char *uri, long long version_touched,
                       const char *version_id, const char *downstream_uri,
                       cs_errbuf *eb);
+/* The same with a JSON `detail` text (e.g. where a remote_fetch came from);
+ * detail may be NULL. */
+cs_err cs_prov_append_detail(cs_tx *tx, const char *actor_id,
+                             const char *operation, const char *uri,
+                             long long version_touched,
+                             const char *version_id,
+                             const char *downstream_uri, const char *detail,
+                             cs_errbuf *eb);
 
 #endif

@@ -17,6 +17,17 @@ cs_prov_append(cs_tx *tx, const char *actor_id, const char *operation,
                const char *version_id, const char *downstream_uri,
                cs_errbuf *eb)
 {
+    return cs_prov_append_detail(tx, actor_id, operation, uri,
+                                 version_touched, version_id, downstream_uri,
+                                 NULL, eb);
+}
+
+cs_err
+cs_prov_append_detail(cs_tx *tx, const char *actor_id, const char *operation,
+                      const char *uri, long long version_touched,
+                      const char *version_id, const char *downstream_uri,
+                      const char *detail, cs_errbuf *eb)
+{
     sqlite3 *db = cs_tx_db(tx);
     char now[CS_TIME_LEN];
     sqlite3_stmt *st;
@@ -24,8 +35,8 @@ cs_prov_append(cs_tx *tx, const char *actor_id, const char *operation,
 
     st = cs_stmt(db, "INSERT INTO provenance(actor_id, operation,"
                      " artifact_uri, version_touched, version_id,"
-                     " downstream_uri, created_at)"
-                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+                     " downstream_uri, created_at, detail)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
     if (st == NULL)
         return cs_db_err(db, SQLITE_ERROR, eb);
     cs_time_format(cs_now_us(), now);
@@ -45,6 +56,10 @@ cs_prov_append(cs_tx *tx, const char *actor_id, const char *operation,
     else
         sqlite3_bind_null(st, 6);
     sqlite3_bind_text(st, 7, now, -1, SQLITE_STATIC);
+    if (detail != NULL)
+        sqlite3_bind_text(st, 8, detail, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 8);
     rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)

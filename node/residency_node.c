@@ -527,38 +527,6 @@ cs_res_payload_gate(cs_req *r, const char *uri)
     return true;
 }
 
-/* One provenance row with a JSON detail (inside a write). */
-static cs_err
-prov_detail(cs_tx *tx, const char *actor_id, const char *op, const char *uri,
-            int64_t version, const char *version_id, const char *detail,
-            cs_errbuf *eb)
-{
-    sqlite3 *db = cs_tx_db(tx);
-    char now[CS_TIME_LEN];
-    sqlite3_stmt *st;
-    int rc;
-
-    st = cs_stmt(db, "INSERT INTO provenance(actor_id, operation,"
-                     " artifact_uri, version_touched, version_id, detail,"
-                     " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
-    if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    cs_time_format(cs_now_us(), now);
-    sqlite3_bind_text(st, 1, actor_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, op, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, uri, -1, SQLITE_STATIC);
-    if (version > 0)
-        sqlite3_bind_int64(st, 4, version);
-    else
-        sqlite3_bind_null(st, 4);
-    sqlite3_bind_text(st, 5, version_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, detail, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 7, now, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? CS_OK : cs_db_err(db, rc, eb);
-}
-
 typedef struct served_arg {
     const char *obo, *uri, *version_id, *detail;
     int64_t version;
@@ -568,8 +536,9 @@ static cs_err
 served_fn(cs_tx *tx, void *p, cs_errbuf *eb)
 {
     served_arg *a = p;
-    return prov_detail(tx, a->obo, "remote_fetch", a->uri, a->version,
-                       a->version_id, a->detail, eb);
+    return cs_prov_append_detail(tx, a->obo, "remote_fetch", a->uri,
+                                 a->version, a->version_id, NULL, a->detail,
+                                 eb);
 }
 
 bool
@@ -818,8 +787,9 @@ fetched_fn(cs_tx *tx, void *p, cs_errbuf *eb)
         if (rc != SQLITE_DONE)
             return cs_db_err(db, rc, eb);
     }
-    rv = prov_detail(tx, a->actor_id, "remote_fetch", a->uri, a->version,
-                     a->version_id, a->detail, eb);
+    rv = cs_prov_append_detail(tx, a->actor_id, "remote_fetch", a->uri,
+                               a->version, a->version_id, NULL, a->detail,
+                               eb);
     if (rv == CS_OK)
         rv = cs_prov_append(tx, a->actor_id, "read", a->uri, a->version,
                             a->version_id, a->downstream, eb);
