@@ -2,6 +2,8 @@
  * config.c: parse and validate the bridge configuration (see config.h). */
 #include "config.h"
 
+#include "cs_file.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -709,50 +711,28 @@ out:
 cs_err
 br_config_load(const char *path, br_config **out, cs_errbuf *eb)
 {
-    FILE *f = NULL;
-    char *buf = NULL, *dir = NULL, *slash;
-    size_t n;
+    char *buf = NULL, *dir = NULL;
+    size_t n = 0;
     cs_err rc;
 
-    f = fopen(path, "rb");
-    if (f == NULL) {
-        rc = cs_errf(eb, CS_EIO, "config: cannot open %.200s: %s", path,
-                     strerror(errno));
+    rc = cs_file_read(path, CONFIG_MAX_BYTES, &buf, &n, eb);
+    if (rc != CS_OK) {
+        if (eb != NULL) {
+            char tmp[sizeof(eb->msg)];
+            snprintf(tmp, sizeof(tmp), "%s", eb->msg);
+            cs_errbuf_set(eb, "config: %.240s", tmp);
+        }
         goto out;
     }
-    buf = malloc(CONFIG_MAX_BYTES + 1);
-    dir = dup_str(path);
-    if (buf == NULL || dir == NULL) {
+    dir = cs_path_dir(path);
+    if (dir == NULL) {
         rc = cs_errf(eb, CS_ENOMEM, "out of memory");
         goto out;
     }
-    n = fread(buf, 1, CONFIG_MAX_BYTES + 1, f);
-    if (ferror(f)) {
-        rc = cs_errf(eb, CS_EIO, "config: cannot read %.200s", path);
-        goto out;
-    }
-    if (n > CONFIG_MAX_BYTES) {
-        rc = cs_errf(eb, CS_ETOOBIG, "config: %.200s is larger than 1 MiB", path);
-        goto out;
-    }
-    slash = strrchr(dir, '/');
-    if (slash == NULL) {
-        dir[0] = '.';
-        dir[1] = '\0';
-    } else if (slash == dir) {
-        dir[1] = '\0';
-    } else {
-        *slash = '\0';
-    }
     rc = br_config_parse(buf, n, dir, out, eb);
 out:
-    if (buf != NULL) {
-        explicit_bzero(buf, CONFIG_MAX_BYTES + 1); /* may hold tokens */
-        free(buf);
-    }
+    cs_file_free(buf, n); /* may hold tokens */
     free(dir);
-    if (f != NULL)
-        fclose(f);
     return rc;
 }
 

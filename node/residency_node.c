@@ -9,6 +9,8 @@
  * disk: they live in the worker's memory until the response is sent. */
 #include "residency_node.h"
 
+#include "cs_file.h"
+
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
@@ -289,45 +291,22 @@ out:
 cs_err
 cs_peers_load(const char *path, cs_peers **out, cs_errbuf *eb)
 {
-    FILE *f = NULL;
-    char *buf = NULL, *dir = NULL, *slash;
-    size_t n;
+    char *buf = NULL, *dir = NULL;
+    size_t n = 0;
     cs_err rv;
 
-    f = fopen(path, "rb");
-    if (f == NULL) {
-        rv = cs_errf(eb, CS_EIO, "cannot open %.200s: %s", path,
-                     strerror(errno));
+    rv = cs_file_read(path, PEERS_FILE_MAX, &buf, &n, eb);
+    if (rv != CS_OK)
         goto out;
-    }
-    buf = malloc(PEERS_FILE_MAX + 1);
-    dir = dup_str(path);
-    if (buf == NULL || dir == NULL) {
+    dir = cs_path_dir(path);
+    if (dir == NULL) {
         rv = cs_errf(eb, CS_ENOMEM, "out of memory");
         goto out;
     }
-    n = fread(buf, 1, PEERS_FILE_MAX + 1, f);
-    if (ferror(f) || n > PEERS_FILE_MAX) {
-        rv = cs_errf(eb, CS_EINVAL, "%.200s: unreadable or larger than 1 MiB",
-                     path);
-        goto out;
-    }
-    slash = strrchr(dir, '/');
-    if (slash == NULL)
-        snprintf(dir, strlen(dir) + 1, ".");
-    else if (slash == dir)
-        dir[1] = '\0';
-    else
-        *slash = '\0';
     rv = cs_peers_parse(buf, n, dir, out, eb);
 out:
-    if (buf != NULL) {
-        explicit_bzero(buf, PEERS_FILE_MAX + 1); /* held tokens */
-        free(buf);
-    }
+    cs_file_free(buf, n); /* holds tokens */
     free(dir);
-    if (f != NULL)
-        fclose(f);
     return rv;
 }
 

@@ -2,6 +2,8 @@
  * residency.c: the data-residency policy (see residency.h). */
 #include "residency.h"
 
+#include "cs_file.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -533,29 +535,21 @@ cs_residency_load(const char *path, cs_residency **out, cs_res_diag *diag,
 {
     cs_res_diag local;
     cs_res_diag *d = diag != NULL ? diag : &local;
-    FILE *f = NULL;
     char *buf = NULL;
     size_t n = 0, i;
     cs_err rv;
 
     memset(d, 0, sizeof(*d));
-    f = fopen(path, "rb");
-    if (f == NULL) {
-        diag_add(d, true, "cannot open %.200s: %s", path, strerror(errno));
-        rv = cs_errf(eb, CS_EIO, "%s", d->items[0].msg);
-        goto out;
-    }
-    buf = malloc(CS_RES_FILE_MAX + 1);
-    if (buf == NULL) {
-        rv = cs_errf(eb, CS_ENOMEM, "out of memory");
-        goto out;
-    }
-    n = fread(buf, 1, CS_RES_FILE_MAX + 1, f);
-    if (ferror(f) || n > CS_RES_FILE_MAX) {
-        diag_add(d, true, "%.200s: %s", path,
-                 ferror(f) ? "read error" : "larger than 1 MiB");
-        rv = cs_errf(eb, CS_EINVAL, "%s", d->items[0].msg);
-        goto out;
+    {
+        cs_errbuf feb = {{0}};
+        rv = cs_file_read(path, CS_RES_FILE_MAX, &buf, &n, &feb);
+        if (rv != CS_OK) {
+            diag_add(d, true, "%s", feb.msg);
+            /* same codes as before: EIO (open/read), EINVAL (too big) */
+            rv = cs_errf(eb, rv == CS_ETOOBIG ? CS_EINVAL : rv, "%s",
+                         d->items[0].msg);
+            goto out;
+        }
     }
     rv = cs_residency_parse(buf, n, out, d, eb);
     /* prefix every message with the file name */
@@ -571,9 +565,7 @@ cs_residency_load(const char *path, cs_residency **out, cs_res_diag *diag,
         cs_errbuf_set(eb, "%.100s: %.150s", path, tmp);
     }
 out:
-    free(buf);
-    if (f != NULL)
-        fclose(f);
+    cs_file_free(buf, n);
     return rv;
 }
 
