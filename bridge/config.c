@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "cs_file.h"
+#include "cs_hash.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -27,25 +28,6 @@ struct br_config {
 };
 
 /* ---- small helpers ------------------------------------------------------ */
-
-static char *
-dup_str(const char *s)
-{
-    size_t n = strlen(s);
-    char *d = malloc(n + 1);
-    if (d != NULL)
-        memcpy(d, s, n + 1);
-    return d;
-}
-
-static void
-free_secret(char *s)
-{
-    if (s != NULL) {
-        explicit_bzero(s, strlen(s));
-        free(s);
-    }
-}
 
 /* Fails with CS_EINVAL naming the first key of obj that is not in allowed. */
 static cs_err
@@ -86,7 +68,7 @@ opt_string(const json_t *obj, const char *key, const char *where, char **out,
         return cs_errf(eb, CS_EINVAL, "%s.%s: must not be empty", where, key);
     if (strlen(json_string_value(v)) != json_string_length(v))
         return cs_errf(eb, CS_EINVAL, "%s.%s: contains a NUL byte", where, key);
-    *out = dup_str(json_string_value(v));
+    *out = strdup(json_string_value(v));
     if (*out == NULL)
         return cs_errf(eb, CS_ENOMEM, "out of memory");
     return CS_OK;
@@ -208,7 +190,7 @@ read_token_file(const char *base_dir, const char *path, const char *where,
         rc = cs_errf(eb, CS_EINVAL, "%s.token_file: contains a NUL byte", where);
         goto out;
     }
-    *out = dup_str(buf);
+    *out = strdup(buf);
     if (*out == NULL)
         rc = cs_errf(eb, CS_ENOMEM, "out of memory");
 out:
@@ -222,7 +204,7 @@ static void
 endpoint_free(br_endpoint *ep)
 {
     free(ep->url);
-    free_secret(ep->token);
+    cs_free_secret(ep->token);
     free(ep->ca);
     free(ep->cert);
     free(ep->key);
@@ -270,7 +252,7 @@ parse_endpoint(const json_t *obj, const char *where, const char *base_dir,
             rc = cs_errf(eb, CS_EINVAL, "%s.token: contains a NUL byte", where);
             goto out;
         }
-        ep->token = dup_str(json_string_value(v));
+        ep->token = strdup(json_string_value(v));
         if (ep->token == NULL) {
             rc = cs_errf(eb, CS_ENOMEM, "out of memory");
             goto out;
@@ -305,7 +287,7 @@ parse_endpoint(const json_t *obj, const char *where, const char *base_dir,
                          where, token_env);
             goto out;
         }
-        ep->token = dup_str(e);
+        ep->token = strdup(e);
         if (ep->token == NULL) {
             rc = cs_errf(eb, CS_ENOMEM, "out of memory");
             goto out;
@@ -408,7 +390,7 @@ parse_patterns(const json_t *arr, const char *where, br_link_config *l,
                            where, i, peb.msg);
         if (strchr(p, ',') != NULL) /* cannot happen for a valid pattern */
             return cs_errf(eb, CS_EINVAL, "%s.patterns[%zu]: contains ','", where, i);
-        l->patterns[i] = dup_str(p);
+        l->patterns[i] = strdup(p);
         if (l->patterns[i] == NULL)
             return cs_errf(eb, CS_ENOMEM, "out of memory");
         l->npatterns = i + 1;
@@ -465,7 +447,7 @@ parse_link(const json_t *obj, size_t idx, const char *base_dir,
                      BR_NAME_MAX);
         goto out;
     }
-    l->name = dup_str(json_string_value(v));
+    l->name = strdup(json_string_value(v));
     if (l->name == NULL) {
         rc = cs_errf(eb, CS_ENOMEM, "out of memory");
         goto out;

@@ -78,6 +78,15 @@ cs_token_new(char *out, size_t outlen)
     return CS_OK;
 }
 
+void
+cs_free_secret(char *s)
+{
+    if (s != NULL) {
+        OPENSSL_cleanse(s, strlen(s));
+        free(s);
+    }
+}
+
 bool
 cs_ct_equal(const void *a, const void *b, size_t len)
 {

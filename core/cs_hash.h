@@ -26,6 +26,9 @@ cs_err cs_random_hex(char *out, size_t nbytes);
  * out must hold at least 44 bytes. */
 cs_err cs_token_new(char *out, size_t outlen);
 
+/* Wipes a NUL-terminated secret (a token) and frees it; NULL is fine. */
+void cs_free_secret(char *s);
+
 /* Constant-time equality of two equal-length buffers. */
 bool cs_ct_equal(const void *a, const void *b, size_t len);
 

@@ -42,25 +42,6 @@ static bool g_curl_ready; /* curl_global_init done (main thread only) */
 /* ------------------------------------------------------------------ */
 /* peers file */
 
-static char *
-dup_str(const char *s)
-{
-    size_t n = strlen(s);
-    char *d = malloc(n + 1);
-    if (d != NULL)
-        memcpy(d, s, n + 1);
-    return d;
-}
-
-static void
-free_secret(char *s)
-{
-    if (s != NULL) {
-        explicit_bzero(s, strlen(s));
-        free(s);
-    }
-}
-
 static bool
 name_ok(const char *s)
 {
@@ -82,7 +63,7 @@ resolve_path(const char *base_dir, const char *p)
     size_t n;
     char *out;
     if (p[0] == '/' || base_dir == NULL)
-        return dup_str(p);
+        return strdup(p);
     n = strlen(base_dir) + strlen(p) + 2;
     out = malloc(n);
     if (out != NULL)
@@ -96,7 +77,7 @@ peer_free(cs_peer *p)
     free(p->node_id);
     free(p->region);
     free(p->url);
-    free_secret(p->token);
+    cs_free_secret(p->token);
     free(p->ca);
     free(p->cert);
     free(p->key);
@@ -134,7 +115,7 @@ read_token_file(const char *path, char **out, const char *where,
     if (n == 0 || strlen(buf) != n)
         rv = cs_errf(eb, CS_EINVAL, "%s: token_file %.200s is empty or "
                                     "binary", where, path);
-    else if ((*out = dup_str(buf)) == NULL)
+    else if ((*out = strdup(buf)) == NULL)
         rv = CS_ENOMEM;
     explicit_bzero(buf, sizeof(buf));
     return rv;
@@ -175,13 +156,13 @@ parse_peer(const json_t *o, size_t i, const char *base_dir, cs_peer *p,
         return cs_errf(eb, CS_EINVAL, "%s.node_id: required, "
                                       "[A-Za-z0-9._-]{1,64}", where);
     snprintf(where, sizeof(where), "peer \"%s\"", s);
-    if ((p->node_id = dup_str(s)) == NULL)
+    if ((p->node_id = strdup(s)) == NULL)
         return CS_ENOMEM;
     s = json_string_value(json_object_get(o, "region"));
     if (!name_ok(s))
         return cs_errf(eb, CS_EINVAL, "%s: region is required "
                                       "([A-Za-z0-9._-]{1,64})", where);
-    if ((p->region = dup_str(s)) == NULL)
+    if ((p->region = strdup(s)) == NULL)
         return CS_ENOMEM;
     s = json_string_value(json_object_get(o, "url"));
     if (s == NULL || (strncmp(s, "http://", 7) != 0 &&
@@ -189,7 +170,7 @@ parse_peer(const json_t *o, size_t i, const char *base_dir, cs_peer *p,
         strlen(s) > 2048 || strpbrk(s, " ?#\"\\") != NULL)
         return cs_errf(eb, CS_EINVAL, "%s: url must be http(s)://HOST[:PORT]",
                        where);
-    if ((p->url = dup_str(s)) == NULL)
+    if ((p->url = strdup(s)) == NULL)
         return CS_ENOMEM;
     while (strlen(p->url) > 8 && p->url[strlen(p->url) - 1] == '/')
         p->url[strlen(p->url) - 1] = '\0';
@@ -199,7 +180,7 @@ parse_peer(const json_t *o, size_t i, const char *base_dir, cs_peer *p,
         return cs_errf(eb, CS_EINVAL, "%s: give exactly one of token or "
                                       "token_file", where);
     if (tok != NULL) {
-        if ((p->token = dup_str(tok)) == NULL)
+        if ((p->token = strdup(tok)) == NULL)
             return CS_ENOMEM;
     } else {
         char *path = resolve_path(base_dir, tokf);

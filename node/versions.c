@@ -913,6 +913,20 @@ typedef struct new_version {
     const char *home_region;    /* NULL: none */
 } new_version;
 
+/* Normalises merged_from (sorted, unique ids) into v and its canonical
+ * text (NULL when empty), as the version row and version_id need it. */
+static cs_err
+set_merged(new_version *v, const json_t *merged_from, cs_errbuf *eb)
+{
+    v->merged_from = sorted_ids(merged_from);
+    if (v->merged_from == NULL)
+        return cs_errf(eb, CS_EINVAL, "merged_from must be an array of ids");
+    if (json_array_size(v->merged_from) > 0 &&
+        (v->merged_text = cs_json_canonical(v->merged_from, NULL)) == NULL)
+        return CS_ENOMEM;
+    return CS_OK;
+}
+
 static cs_err
 insert_version(sqlite3 *db, const new_version *v, cs_errbuf *eb)
 {
@@ -1181,16 +1195,8 @@ cs_version_write_tx(cs_tx *tx, const cs_version_write *w,
 
     v.created_us = w->created_us != 0 ? w->created_us : cs_now_us();
     cs_time_format(v.created_us, v.created_at);
-    v.merged_from = sorted_ids(w->merged_from);
-    if (v.merged_from == NULL) {
-        rv = cs_errf(eb, CS_EINVAL, "merged_from must be an array of ids");
+    if ((rv = set_merged(&v, w->merged_from, eb)) != CS_OK)
         goto out;
-    }
-    if (json_array_size(v.merged_from) > 0 &&
-        (v.merged_text = cs_json_canonical(v.merged_from, NULL)) == NULL) {
-        rv = CS_ENOMEM;
-        goto out;
-    }
     v.origin_node = w->origin_node != NULL ? w->origin_node
                                            : cs_store_node_id(s);
     v.origin_region = w->origin_region != NULL ? w->origin_region
@@ -1485,16 +1491,8 @@ cs_version_apply_tx(cs_tx *tx, const cs_version_record *rec, bool *forked,
     v.parent_id = rec->parent_id;
     v.version = rec->version;
     snprintf(v.version_id, sizeof(v.version_id), "%s", rec->version_id);
-    v.merged_from = sorted_ids(rec->merged_from);
-    if (v.merged_from == NULL) {
-        rv = cs_errf(eb, CS_EINVAL, "merged_from must be an array of ids");
+    if ((rv = set_merged(&v, rec->merged_from, eb)) != CS_OK)
         goto out;
-    }
-    if (json_array_size(v.merged_from) > 0 &&
-        (v.merged_text = cs_json_canonical(v.merged_from, NULL)) == NULL) {
-        rv = CS_ENOMEM;
-        goto out;
-    }
     v.created_us = cs_now_us(); /* local commit time: orders since=time */
     snprintf(v.created_at, sizeof(v.created_at), "%s", rec->created_at);
     v.origin_node = rec->origin_node;
