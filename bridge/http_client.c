@@ -298,6 +298,10 @@ status_error(br_http *h, long status, br_http_err *err)
     }
     if (code != NULL)
         sanitize(code, strlen(code), err->code, sizeof(err->code));
+    /* The target was restored or re-initialised under the session: a new
+     * session re-reads its info and checkpoint. */
+    if (status == 409 && strcmp(err->code, "target_epoch_changed") == 0)
+        err->cls = BR_FAIL_TRANSIENT;
     if (msg != NULL)
         sanitize(msg, strlen(msg), text, sizeof(text));
     else if (code != NULL)

@@ -25,6 +25,7 @@
 #define DRAIN_TIMEOUT_MS 10000   /* in-flight ingests at the end of a session */
 #define SSE_MAX_EVENT ((size_t)64 * 1024 * 1024)
 #define BACKOFF_BASE_MS 500
+#define BR_LOST_MAX 32           /* lost seq ranges kept per target */
 #define BACKOFF_MIN_MS 50
 
 static const char *const state_names[BR_ST_COUNT] = {
@@ -214,7 +215,12 @@ struct br_link {
     int64_t last_idle_flush_ms;
 
     /* identities (link thread writes under mu) */
-    char src_node[128], src_epoch[80], tgt_node[128];
+    char src_node[128], src_epoch[80], tgt_node[128], tgt_epoch[80];
+    /* seqs of the target's own events it lost in restores (its
+     * /federation/info lost_seqs): events of those are sent back to it
+     * instead of being skipped by loop prevention */
+    int64_t tgt_lost[BR_LOST_MAX][2];
+    int ntgt_lost;
     char tgt_region[80];    /* residency: "" = unknown (withholds all) */
     int64_t withheld;       /* residency: payloads held back (under mu) */
     bool res_off;           /* residency: CS_RESIDENCY_DISABLE=bridge */
@@ -408,12 +414,22 @@ prepare_event(br_link *l, json_t *ev)
     return (int64_t)json_string_length(json_object_get(p, "data"));
 }
 
+/* Loop prevention: true when the target wrote ev itself and still holds
+ * it (its origin is the target, and its origin seq is not one the target
+ * lost in a restore). Caller holds mu or is the link thread. */
 static bool
-origin_is(const json_t *ev, const char *node)
+skip_to_target(const br_link *l, const json_t *ev)
 {
-    const char *o = json_string_value(json_object_get(json_object_get(ev, "origin"),
-                                                      "node_id"));
-    return o != NULL && node[0] != '\0' && strcmp(o, node) == 0;
+    const json_t *origin = json_object_get(ev, "origin");
+    const char *o = json_string_value(json_object_get(origin, "node_id"));
+    int64_t seq = json_integer_value(json_object_get(origin, "seq"));
+    int i;
+    if (o == NULL || l->tgt_node[0] == '\0' || strcmp(o, l->tgt_node) != 0)
+        return false;
+    for (i = 0; i < l->ntgt_lost; i++)
+        if (seq >= l->tgt_lost[i][0] && seq <= l->tgt_lost[i][1])
+            return false;
+    return true;
 }
 
 static void
@@ -511,7 +527,7 @@ handle_event(br_link *l, json_t *ev)
     seq = json_integer_value(jseq);
     if (created == NULL || cs_time_parse(created, &created_us) != CS_OK)
         created_us = 0;
-    skip = origin_is(ev, l->tgt_node);
+    skip = skip_to_target(l, ev);
 
     pthread_mutex_lock(&l->mu);
     if (seq <= l->last_pushed) { /* replayed by the stream: already handled */
@@ -605,9 +621,10 @@ handle_marker(br_link *l, int64_t next_since)
 static char *
 ingest_body(const br_link *l, json_t *events, int64_t cp, size_t *len)
 {
-    json_t *b = json_pack("{s:{s:s,s:s},s:O,s:{s:I}}", "source", "node_id",
-                          l->src_node, "epoch", l->src_epoch, "events", events,
-                          "checkpoint", "seq", (json_int_t)cp);
+    json_t *b = json_pack("{s:{s:s,s:s},s:{s:s},s:O,s:{s:I}}", "source", "node_id",
+                          l->src_node, "epoch", l->src_epoch, "target", "epoch",
+                          l->tgt_epoch, "events", events, "checkpoint", "seq",
+                          (json_int_t)cp);
     char *s = b != NULL ? json_dumps(b, JSON_COMPACT) : NULL;
     json_decref(b);
     if (s != NULL)
@@ -809,7 +826,7 @@ backfill(lane *ln, json_t *uris)
         chunk = json_array();
         for (i = 0; i < n && rc == CS_OK; i++) {
             json_t *v = json_array_get(versions, i);
-            if (!json_is_object(v) || origin_is(v, l->tgt_node))
+            if (!json_is_object(v) || skip_to_target(l, v))
                 continue;
             pthread_mutex_lock(&l->mu);
             prepare_event(l, v);
@@ -1156,6 +1173,26 @@ info_ok(br_link *l, const char *end, json_t *info, char *node, size_t nodesz,
     return true;
 }
 
+/* Reads /federation/info lost_seqs [[from, to], ...] into out; returns the
+ * number of ranges (malformed entries are ignored: an old node has none). */
+static int
+parse_lost(const json_t *a, int64_t out[][2])
+{
+    size_t i;
+    int n = 0;
+    for (i = 0; i < json_array_size(a) && n < BR_LOST_MAX; i++) {
+        const json_t *r = json_array_get(a, i);
+        const json_t *f = json_array_get(r, 0), *t = json_array_get(r, 1);
+        if (json_array_size(r) != 2 || !json_is_integer(f) || !json_is_integer(t) ||
+            json_integer_value(f) > json_integer_value(t))
+            continue;
+        out[n][0] = json_integer_value(f);
+        out[n][1] = json_integer_value(t);
+        n++;
+    }
+    return n;
+}
+
 static bool
 fetch_info(br_link *l)
 {
@@ -1196,6 +1233,8 @@ fetch_info(br_link *l)
     snprintf(l->src_node, sizeof(l->src_node), "%s", snode);
     snprintf(l->src_epoch, sizeof(l->src_epoch), "%s", sepoch);
     snprintf(l->tgt_node, sizeof(l->tgt_node), "%s", tnode);
+    snprintf(l->tgt_epoch, sizeof(l->tgt_epoch), "%s", tepoch);
+    l->ntgt_lost = parse_lost(json_object_get(ti, "lost_seqs"), l->tgt_lost);
     /* residency: the region the target's payloads must be allowed in */
     snprintf(l->tgt_region, sizeof(l->tgt_region), "%s",
              json_string_value(json_object_get(ti, "region")) != NULL

@@ -41,6 +41,7 @@ typedef struct ing_event {
 } ing_event;
 
 typedef struct ing_batch {
+    const char *self_node; /* this node's node_id */
     const char *source_node, *source_epoch;
     const char *caller;
     int64_t checkpoint; /* -1: none */
@@ -418,6 +419,19 @@ apply_one(cs_tx *tx, ing_batch *b, const json_t *ev, const ing_event *ie,
             *eb = aeb;
         return rv;
     }
+    if (strcmp(rec.origin_node, b->self_node) == 0) {
+        /* One of this node's own versions coming back (lost by a restore,
+         * held by a peer). Never give its seq out again, even when
+         * new-epoch was not told a high enough --seq-floor. */
+        sqlite3_stmt *st = cs_stmt(cs_tx_db(tx),
+            "UPDATE sqlite_sequence SET seq = ?1"
+            " WHERE name = 'change_events' AND seq < ?1");
+        if (st == NULL)
+            return cs_db_err(cs_tx_db(tx), SQLITE_ERROR, eb);
+        sqlite3_bind_int64(st, 1, rec.origin_seq);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            return cs_db_err(cs_tx_db(tx), sqlite3_errcode(cs_tx_db(tx)), eb);
+    }
     *out = forked ? ING_FORK : ING_APPLIED;
     return CS_OK;
 }
@@ -571,7 +585,8 @@ ingest_fn(cs_tx *tx, void *arg, cs_errbuf *eb)
 void
 cs_ingest_handle(cs_req *r)
 {
-    json_t *body = cs_req_body(r), *source, *events, *cp, *results = NULL;
+    json_t *body = cs_req_body(r), *source, *target, *events, *cp;
+    json_t *results = NULL;
     cs_errbuf eb = {{0}};
     ing_batch b;
     cs_err rv;
@@ -616,6 +631,26 @@ cs_ingest_handle(cs_req *r)
                      jstr(source, "node_id"));
         return;
     }
+    target = json_object_get(body, "target");
+    if (target != NULL && !json_is_null(target)) {
+        const char *te = jstr(target, "epoch");
+        if (!json_is_object(target) || te == NULL) {
+            cs_res_error(r, 400, "bad_request", "target must be {epoch}");
+            return;
+        }
+        if (strcmp(te, cs_store_epoch(cs_req_node(r)->store)) != 0) {
+            /* The bridge's session was set up against another incarnation
+             * of this node (restored, re-initialised): its position is
+             * not this database's checkpoint. */
+            cs_res_error(r, 409, "target_epoch_changed",
+                         "this node's epoch is %s, not %.40s: it was restored "
+                         "or re-initialised; read /federation/info and the "
+                         "checkpoint again",
+                         cs_store_epoch(cs_req_node(r)->store), te);
+            return;
+        }
+    }
+    b.self_node = cs_store_node_id(cs_req_node(r)->store);
     b.source_node = jstr(source, "node_id");
     b.source_epoch = jstr(source, "epoch");
     b.caller = cs_req_actor(r)->actor_id;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <nng/nng.h>
 
 #include "auth.h"
@@ -18,6 +19,7 @@
 #include "node.h"
 #include "residency_node.h"
 #include "sse.h"
+#include "store.h"
 
 static void
 usage(FILE *f)
@@ -39,8 +41,10 @@ usage(FILE *f)
             "           [--max-connections N] [--max-connections-per-ip N] "
             "[--request-timeout S]\n"
             "           [--conn-memory-limit BYTES] [--sse-max-per-actor N]\n"
-            "       ctxsync-node new-epoch --data DIR   (after restoring a "
-            "backup)\n"
+            "       ctxsync-node new-epoch --data DIR (--peers FILE | "
+            "--seq-floor N | --standalone)\n"
+            "           (after restoring a backup; see "
+            "docs/operations-node.md section 5)\n"
             "       ctxsync-node --help | --version\n"
             "\n"
             "init creates DIR with the database, the node identity and an "
@@ -180,21 +184,102 @@ cmd_init(int argc, char **argv)
 
 /* ---- new-epoch ---- */
 
+/* The highest seq of node_id's own events any peer holds (asks each peer
+ * of the peers file); -1 with a message on stderr when a peer cannot say. */
+static int64_t
+peers_max_seq(const char *peers_file, const char *node_id)
+{
+    cs_peers *ps = NULL;
+    cs_errbuf eb = {{0}};
+    int64_t max = 0;
+    char *seg = NULL, path[512], msg[512];
+    size_t i;
+
+    if (cs_peers_load(peers_file, &ps, &eb) != CS_OK) {
+        fprintf(stderr, "ctxsync-node: new-epoch: %s\n", eb.msg);
+        return -1;
+    }
+    if (cs_peers_count(ps) == 0) {
+        fprintf(stderr, "ctxsync-node: new-epoch: %s lists no peers\n", peers_file);
+        max = -1;
+        goto out;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
+        (seg = curl_easy_escape(NULL, node_id, 0)) == NULL) {
+        fprintf(stderr, "ctxsync-node: new-epoch: cannot initialise libcurl\n");
+        max = -1;
+        goto out;
+    }
+    snprintf(path, sizeof(path), "/federation/origins/%s", seg);
+    for (i = 0; i < cs_peers_count(ps); i++) {
+        const cs_peer *p = cs_peers_get(ps, i);
+        json_t *j = NULL;
+        json_t *m;
+        if (cs_peer_get_json(p, path, &j, msg, sizeof(msg)) != CS_OK) {
+            fprintf(stderr,
+                    "ctxsync-node: new-epoch: cannot ask peer %s: %s\n"
+                    "  (every peer must answer, or a new write could reuse an "
+                    "event id it holds; if the peer is gone for good, give "
+                    "--seq-floor N with N above any seq it can hold)\n",
+                    p->node_id, msg);
+            max = -1;
+            goto out;
+        }
+        m = json_object_get(j, "max_seq");
+        if (!json_is_integer(m) || json_integer_value(m) < 0) {
+            fprintf(stderr, "ctxsync-node: new-epoch: peer %s sent no max_seq\n",
+                    p->node_id);
+            json_decref(j);
+            max = -1;
+            goto out;
+        }
+        fprintf(stderr, "ctxsync-node: new-epoch: peer %s holds %s's events up "
+                        "to seq %lld\n",
+                p->node_id, node_id, (long long)json_integer_value(m));
+        if (json_integer_value(m) > max)
+            max = json_integer_value(m);
+        json_decref(j);
+    }
+out:
+    curl_free(seg);
+    curl_global_cleanup();
+    cs_peers_free(ps);
+    return max;
+}
+
 static int
 cmd_new_epoch(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"data", required_argument, NULL, 'd'},
+        {"peers", required_argument, NULL, 'p'},
+        {"seq-floor", required_argument, NULL, 'f'},
+        {"standalone", no_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *data = NULL;
-    char old_e[33] = "", new_e[33] = "";
+    const char *data = NULL, *peers = NULL;
+    long long floor_arg = 0;
+    bool standalone = false;
+    int64_t floor = 0;
+    cs_epoch_change ch;
     cs_errbuf eb = {{0}};
+    char node_id[128], *end = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'd': data = optarg; break;
+        case 'p': peers = optarg; break;
+        case 'f':
+            errno = 0;
+            floor_arg = strtoll(optarg, &end, 10);
+            if (errno != 0 || end == optarg || *end != '\0' || floor_arg < 1) {
+                fprintf(stderr, "ctxsync-node: new-epoch: --seq-floor must be "
+                                "an integer >= 1\n");
+                return 2;
+            }
+            break;
+        case 's': standalone = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -203,11 +288,45 @@ cmd_new_epoch(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (cs_store_new_epoch(data, old_e, new_e, &eb) != CS_OK) {
+    if (peers == NULL && floor_arg == 0 && !standalone) {
+        fprintf(stderr,
+                "ctxsync-node: new-epoch: say where this node's seqs may "
+                "resume: the writes made after the backup are lost here, but "
+                "peers may hold them, and a new write must not reuse their "
+                "event ids.\n"
+                "  --peers FILE     ask every peer of FILE (the node's peers "
+                "file) for the highest seq it holds from this node\n"
+                "  --seq-floor N    resume at seq N (above anything peers hold)\n"
+                "  --standalone     this node never replicated to another node\n");
+        return 2;
+    }
+    floor = (int64_t)floor_arg;
+    if (peers != NULL) {
+        int64_t m;
+        if (cs_store_peek_node_id(data, node_id, sizeof(node_id), &eb) != CS_OK) {
+            fprintf(stderr, "ctxsync-node: new-epoch: %s\n", eb.msg);
+            return 1;
+        }
+        if ((m = peers_max_seq(peers, node_id)) < 0)
+            return 1;
+        if (m + 1 > floor)
+            floor = m + 1;
+    }
+    if (cs_store_new_epoch(data, floor, &ch, &eb) != CS_OK) {
         fprintf(stderr, "ctxsync-node: new-epoch: %s\n", eb.msg);
         return 1;
     }
-    printf("{\"old_epoch\":\"%s\",\"epoch\":\"%s\"}\n", old_e, new_e);
+    if (ch.lost_to > 0)
+        printf("{\"old_epoch\":\"%s\",\"epoch\":\"%s\",\"restored_seq\":%lld,"
+               "\"next_seq\":%lld,\"lost_seqs\":[%lld,%lld]}\n",
+               ch.old_epoch, ch.new_epoch, (long long)ch.restored_seq,
+               (long long)ch.next_seq, (long long)ch.lost_from,
+               (long long)ch.lost_to);
+    else
+        printf("{\"old_epoch\":\"%s\",\"epoch\":\"%s\",\"restored_seq\":%lld,"
+               "\"next_seq\":%lld,\"lost_seqs\":null}\n",
+               ch.old_epoch, ch.new_epoch, (long long)ch.restored_seq,
+               (long long)ch.next_seq);
     return 0;
 }
 

@@ -597,6 +597,66 @@ fetch_write(char *ptr, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+/* A libcurl handle for GET {peer url}{path} (path already escaped) with
+ * the peer's token and TLS settings, writing into b, errors into errbuf
+ * (CURL_ERROR_SIZE). *hdrs is the caller's to free. NULL: out of memory. */
+static CURL *
+peer_handle(const cs_peer *p, const char *path, long timeout_ms, fetch_buf *b,
+            char *errbuf, struct curl_slist **hdrs)
+{
+    CURL *c = curl_easy_init();
+    size_t ul = strlen(p->url) + strlen(path) + 1;
+    size_t al = strlen(p->token) + 32;
+    char *url = malloc(ul), *auth = malloc(al);
+
+    *hdrs = NULL;
+    if (c == NULL || url == NULL || auth == NULL)
+        goto fail;
+    snprintf(url, ul, "%s%s", p->url, path);
+    snprintf(auth, al, "Authorization: Bearer %s", p->token);
+    *hdrs = curl_slist_append(NULL, auth); /* copies */
+    if (*hdrs == NULL)
+        goto fail;
+    curl_easy_setopt(c, CURLOPT_URL, url); /* copies */
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, *hdrs);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, FETCH_CONNECT_TIMEOUT_MS);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "ctxsync-node/" CS_VERSION);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, fetch_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
+    if (p->ca != NULL)
+        curl_easy_setopt(c, CURLOPT_CAINFO, p->ca);
+    if (p->cert != NULL) {
+        curl_easy_setopt(c, CURLOPT_SSLCERT, p->cert);
+        curl_easy_setopt(c, CURLOPT_SSLKEY, p->key);
+    }
+    goto out;
+fail:
+    if (c != NULL)
+        curl_easy_cleanup(c);
+    c = NULL;
+out:
+    free(url);
+    cs_free_secret(auth);
+    return c;
+}
+
+/* The "message" of a JSON error body, or a fallback. */
+static void
+peer_status_msg(const cs_peer *p, long status, const fetch_buf *b, char *msg,
+                size_t msz)
+{
+    json_t *j = b->data != NULL ? json_loadb(b->data, b->len, 0, NULL) : NULL;
+    const char *m = json_string_value(json_object_get(j, "message"));
+    snprintf(msg, msz, "%s answered %ld: %.200s", p->node_id, status,
+             m != NULL ? m : "no message");
+    json_decref(j);
+}
+
 /* GET {peer}/federation/payload?version_id=&on_behalf_of=. On F_OK *out
  * holds the bytes (verified against content_hash); otherwise msg says
  * why. */
@@ -605,57 +665,31 @@ fetch_payload(const cs_peer *p, const char *version_id, const char *obo,
               const char *content_hash, size_t size, fetch_buf *out,
               bool *home_no_cache, char *msg, size_t msz)
 {
-    CURL *c = curl_easy_init();
+    CURL *c = NULL;
     struct curl_slist *hdrs = NULL;
-    char *ev = NULL, *eo = NULL, *url = NULL, *auth = NULL;
+    char *ev = NULL, *eo = NULL, *path = NULL;
     char errbuf[CURL_ERROR_SIZE] = "";
     char got[CS_CONTENT_HASH_LEN + 1];
     /* the payload, or an error body of up to 64 KiB */
     fetch_buf b = {NULL, 0, 0, size + 65536};
     fetch_res res = F_UNAVAILABLE;
     long status = 0;
-    size_t ul, al;
+    size_t pl;
     CURLcode cc;
 
     if (size > FETCH_MAX_BYTES)
         b.max = FETCH_MAX_BYTES;
-    if (c == NULL) {
-        snprintf(msg, msz, "cannot start an HTTP client");
-        goto out;
-    }
-    ev = curl_easy_escape(c, version_id, 0);
-    eo = curl_easy_escape(c, obo, 0);
+    ev = curl_easy_escape(NULL, version_id, 0);
+    eo = curl_easy_escape(NULL, obo, 0);
     if (ev == NULL || eo == NULL)
         goto oom;
-    ul = strlen(p->url) + strlen(ev) + strlen(eo) + 64;
-    al = strlen(p->token) + 32;
-    url = malloc(ul);
-    auth = malloc(al);
-    if (url == NULL || auth == NULL)
+    pl = strlen(ev) + strlen(eo) + 64;
+    if ((path = malloc(pl)) == NULL)
         goto oom;
-    snprintf(url, ul, "%s/federation/payload?version_id=%s&on_behalf_of=%s",
-             p->url, ev, eo);
-    snprintf(auth, al, "Authorization: Bearer %s", p->token);
-    hdrs = curl_slist_append(NULL, auth);
-    if (hdrs == NULL)
+    snprintf(path, pl, "/federation/payload?version_id=%s&on_behalf_of=%s", ev, eo);
+    c = peer_handle(p, path, FETCH_TIMEOUT_MS, &b, errbuf, &hdrs);
+    if (c == NULL)
         goto oom;
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, FETCH_TIMEOUT_MS);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, FETCH_CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "ctxsync-node/" CS_VERSION);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, fetch_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    if (p->ca != NULL)
-        curl_easy_setopt(c, CURLOPT_CAINFO, p->ca);
-    if (p->cert != NULL) {
-        curl_easy_setopt(c, CURLOPT_SSLCERT, p->cert);
-        curl_easy_setopt(c, CURLOPT_SSLKEY, p->key);
-    }
     cc = curl_easy_perform(c);
     if (cc != CURLE_OK) {
         snprintf(msg, msz, "%s unreachable: %s", p->node_id,
@@ -664,12 +698,7 @@ fetch_payload(const cs_peer *p, const char *version_id, const char *obo,
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     if (status != 200) {
-        json_t *j = b.data != NULL ? json_loadb(b.data, b.len, 0, NULL)
-                                   : NULL;
-        const char *m = json_string_value(json_object_get(j, "message"));
-        snprintf(msg, msz, "%s answered %ld: %.200s", p->node_id, status,
-                 m != NULL ? m : "no message");
-        json_decref(j);
+        peer_status_msg(p, status, &b, msg, msz);
         res = status == 403   ? F_FORBIDDEN
               : status == 451 ? F_RESTRICTED
               : status == 404 ? F_NOTFOUND
@@ -699,17 +728,60 @@ oom:
     snprintf(msg, msz, "out of memory");
 out:
     free(b.data);
-    if (auth != NULL) {
-        explicit_bzero(auth, strlen(auth));
-        free(auth);
-    }
-    free(url);
+    free(path);
     curl_free(ev);
     curl_free(eo);
     curl_slist_free_all(hdrs);
     if (c != NULL)
         curl_easy_cleanup(c);
     return res;
+}
+
+cs_err
+cs_peer_get_json(const cs_peer *p, const char *path, json_t **out, char *msg,
+                 size_t msz)
+{
+    struct curl_slist *hdrs = NULL;
+    char errbuf[CURL_ERROR_SIZE] = "";
+    fetch_buf b = {NULL, 0, 0, 1 << 20};
+    CURL *c = peer_handle(p, path, 10000L, &b, errbuf, &hdrs);
+    cs_err rv = CS_EIO;
+    long status = 0;
+    CURLcode cc;
+
+    *out = NULL;
+    if (c == NULL) {
+        snprintf(msg, msz, "out of memory");
+        rv = CS_ENOMEM;
+        goto out;
+    }
+    cc = curl_easy_perform(c);
+    if (cc != CURLE_OK) {
+        snprintf(msg, msz, "%s (%s) unreachable: %s", p->node_id, p->url,
+                 errbuf[0] ? errbuf : curl_easy_strerror(cc));
+        goto out;
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    if (status != 200) {
+        peer_status_msg(p, status, &b, msg, msz);
+        rv = status == 401 || status == 403 ? CS_EFORBIDDEN : CS_EIO;
+        goto out;
+    }
+    *out = b.data != NULL ? json_loadb(b.data, b.len, 0, NULL) : NULL;
+    if (!json_is_object(*out)) {
+        json_decref(*out);
+        *out = NULL;
+        snprintf(msg, msz, "%s answered 200 without a JSON object", p->node_id);
+        rv = CS_EPROTO;
+        goto out;
+    }
+    rv = CS_OK;
+out:
+    free(b.data);
+    curl_slist_free_all(hdrs);
+    if (c != NULL)
+        curl_easy_cleanup(c);
+    return rv;
 }
 
 typedef struct fetched_arg {

@@ -38,6 +38,13 @@ void cs_peers_free(cs_peers *p);
 size_t cs_peers_count(const cs_peers *p);
 const cs_peer *cs_peers_get(const cs_peers *p, size_t i);
 
+/* GET {peer url}{path} (path escaped by the caller) with the peer's token
+ * and TLS settings, 10 s at most; *out gets the JSON object answered with
+ * 200. Otherwise an error (CS_EFORBIDDEN for 401/403) with msg saying why
+ * (never the token). libcurl must be initialised. */
+cs_err cs_peer_get_json(const cs_peer *p, const char *path, json_t **out,
+                        char *msg, size_t msz);
+
 /* At serve, before the store opens: loads and validates --residency and
  * --peers (every problem printed on stderr), reads the test-only
  * CS_RESIDENCY_DISABLE=feed,ingest (logged as WARN) and initialises

@@ -86,14 +86,63 @@ h_info(cs_req *r)
     cs_store *s = cs_req_node(r)->store;
     if (!may_federate(r))
         return;
+    json_t *lost = json_loads(cs_store_lost_seqs(s), 0, NULL);
+    if (!json_is_array(lost)) {
+        json_decref(lost);
+        lost = json_array();
+    }
     cs_res_json(r, 200,
-                json_pack("{s:s,s:s,s:s,s:I,s:i,s:[sssssss]}", "node_id",
+                json_pack("{s:s,s:s,s:s,s:I,s:i,s:[ssssssss],s:o}", "node_id",
                           cs_store_node_id(s), "region", cs_store_region(s),
                           "epoch", cs_store_epoch(s), "head_seq",
                           (json_int_t)cs_store_head_seq(s), "proto",
                           CS_FED_PROTO, "capabilities", "changes", "stream",
                           "ingest", "versions", "payload", "checkpoints",
-                          "deadletters"));
+                          "deadletters", "origins", "lost_seqs", lost));
+}
+
+/* GET /federation/origins/{node_id}: the highest origin seq of that node
+ * this node holds (applied, or deferred waiting for a parent). A restored
+ * node asks its peers before giving out seqs again (new-epoch --peers). */
+static void
+h_origin_get(cs_req *r)
+{
+    const char *origin = cs_req_param(r, 0);
+    sqlite3 *db = cs_req_db(r);
+    sqlite3_stmt *st;
+    int64_t applied = 0, pending = 0, n = 0;
+
+    if (!may_federate(r))
+        return;
+    st = cs_stmt(db, "SELECT COALESCE(MAX(origin_seq), 0), COUNT(*) FROM"
+                     " artifact_versions WHERE origin_node = ?1");
+    if (st == NULL)
+        goto fail;
+    sqlite3_bind_text(st, 1, origin, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_ROW)
+        goto fail;
+    applied = sqlite3_column_int64(st, 0);
+    n = sqlite3_column_int64(st, 1);
+    sqlite3_reset(st);
+    st = cs_stmt(db, "SELECT COALESCE(MAX(json_extract(event, '$.origin.seq')),"
+                     " 0) FROM fed_pending WHERE"
+                     " json_extract(event, '$.origin.node_id') = ?1");
+    if (st == NULL)
+        goto fail;
+    sqlite3_bind_text(st, 1, origin, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_ROW)
+        goto fail;
+    pending = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    cs_res_json(r, 200,
+                json_pack("{s:s,s:I,s:I}", "node_id", origin, "max_seq",
+                          (json_int_t)(pending > applied ? pending : applied),
+                          "versions", (json_int_t)n));
+    return;
+fail:
+    if (st != NULL)
+        sqlite3_reset(st);
+    cs_res_error(r, 500, "internal", "database error");
 }
 
 static void
@@ -417,6 +466,7 @@ const cs_route cs_routes_federation[] = {
     {"GET", "/federation/versions", h_versions, 0},
     {"GET", "/federation/payload", h_payload, 0},
     {"GET", "/federation/checkpoints/{}", h_checkpoint_get, 0},
+    {"GET", "/federation/origins/{}", h_origin_get, 0},
     {"DELETE", "/federation/checkpoints/{}", h_checkpoint_delete, 0},
     {"GET", "/federation/deadletters", h_deadletters, 0},
     {"POST", "/federation/ingest", h_ingest, CS_ROUTE_BODY},

@@ -130,6 +130,11 @@ static const char *const cs_migrations[] = {
     " resolved_by TEXT, resolution_version_id TEXT, resolved_at TEXT);"
     "CREATE INDEX forks_status ON forks(status, id);"
     "CREATE INDEX forks_uri ON forks(uri, status);",
+
+    /* 4: the highest seq each origin node gave out, held here
+     * (/federation/origins, asked by a restored node's new-epoch). */
+    "CREATE INDEX versions_origin ON artifact_versions(origin_node,"
+    " origin_seq);",
 };
 
 #define CS_MIGRATION_COUNT \

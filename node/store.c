@@ -68,6 +68,7 @@ struct cs_store {
     nng_socket pub;
     _Atomic uint64_t grants_gen;
     _Atomic int64_t head_seq;
+    char *lost_seqs; /* meta 'lost_seqs' (JSON text) or NULL */
     _Atomic uint64_t n_commits, n_writes, n_write_errors, n_group_max;
 };
 
@@ -337,34 +338,142 @@ lock_data_dir(const char *data_dir, cs_errbuf *eb)
     return fd;
 }
 
-cs_err
-cs_store_new_epoch(const char *data_dir, char *old_epoch, char *new_epoch,
-                   cs_errbuf *eb)
+/* One integer from a one-row query on an offline connection. */
+static int
+query_int(sqlite3 *db, const char *sql, int64_t *out, cs_errbuf *eb)
 {
-    cs_err rv = CS_OK;
-    char *dbp = path_join(data_dir, "ctxsync.db");
-    sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
-    struct stat sb;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *out = sqlite3_column_int64(st, 0);
+            rc = SQLITE_OK;
+        }
+    }
+    if (rc != SQLITE_OK)
+        cs_db_err(db, rc, eb);
+    sqlite3_finalize(st);
+    return rc;
+}
 
+/* Runs sql with text ?1 and, when b is not NULL, text ?2. */
+static int
+exec_text2(sqlite3 *db, const char *sql, const char *a, const char *b,
+           cs_errbuf *eb)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+        if (b != NULL)
+            sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
+    }
+    if (rc != SQLITE_OK)
+        cs_db_err(db, rc, eb);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Opens DIR's database offline, with the directory lock held. */
+static cs_err
+open_offline(const char *data_dir, int *lock_fd, sqlite3 **db, cs_errbuf *eb)
+{
+    char *dbp = path_join(data_dir, "ctxsync.db");
+    struct stat sb;
+    cs_err rv = CS_OK;
+
+    *lock_fd = -1;
+    *db = NULL;
     if (dbp == NULL)
         return CS_ENOMEM;
-    int lock_fd = -1;
-
     if (stat(dbp, &sb) != 0) {
         rv = cs_errf(eb, CS_ENOTFOUND, "no database in %s", data_dir);
         goto out;
     }
-    lock_fd = lock_data_dir(data_dir, eb);
-    if (lock_fd < 0) {
+    *lock_fd = lock_data_dir(data_dir, eb);
+    if (*lock_fd < 0) {
         rv = cs_errf(eb, CS_ECONFLICT,
                      "%s is in use: stop ctxsync-node first", data_dir);
         goto out;
     }
-    if (open_conn(dbp, SQLITE_OPEN_READWRITE, true, &db, eb) != SQLITE_OK) {
+    if (open_conn(dbp, SQLITE_OPEN_READWRITE, true, db, eb) != SQLITE_OK) {
+        close(*lock_fd);
+        *lock_fd = -1;
         rv = CS_EIO;
-        goto out;
     }
+out:
+    free(dbp);
+    return rv;
+}
+
+cs_err
+cs_store_peek_node_id(const char *data_dir, char *node_id, size_t sz,
+                      cs_errbuf *eb)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int lock_fd;
+    cs_err rv = open_offline(data_dir, &lock_fd, &db, eb);
+
+    if (rv != CS_OK)
+        return rv;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'node_id'",
+                           -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW)
+        rv = cs_errf(eb, CS_EINVAL, "%s has no node identity", data_dir);
+    else
+        snprintf(node_id, sz, "%s", sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close_v2(db);
+    close(lock_fd);
+    return rv;
+}
+
+/* Appends [from, to] to the JSON array text old (NULL: empty); at most
+ * CS_LOST_RANGES_MAX ranges are kept: beyond, the two oldest merge (the
+ * merged range may cover seqs that were not lost: a bridge then sends a
+ * few events the target already holds, which ingest counts duplicate). */
+#define CS_LOST_RANGES_MAX 32
+static char *
+lost_append(const char *old, int64_t from, int64_t to)
+{
+    json_t *a = old != NULL ? json_loads(old, 0, NULL) : NULL;
+    char *out = NULL;
+    if (!json_is_array(a)) {
+        json_decref(a);
+        a = json_array();
+    }
+    if (a == NULL)
+        return NULL;
+    json_array_append_new(a, json_pack("[I,I]", (json_int_t)from, (json_int_t)to));
+    while (json_array_size(a) > CS_LOST_RANGES_MAX) {
+        json_t *r1 = json_array_get(a, 1);
+        json_array_set_new(a, 1, json_pack("[I,I]",
+            json_integer_value(json_array_get(json_array_get(a, 0), 0)),
+            json_integer_value(json_array_get(r1, 1))));
+        json_array_remove(a, 0);
+    }
+    out = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    return out;
+}
+
+cs_err
+cs_store_new_epoch(const char *data_dir, int64_t seq_floor,
+                   cs_epoch_change *out, cs_errbuf *eb)
+{
+    cs_err rv;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int lock_fd = -1;
+    int64_t given = 0;
+    char *lost = NULL, num[32];
+
+    memset(out, 0, sizeof(*out));
+    if ((rv = open_offline(data_dir, &lock_fd, &db, eb)) != CS_OK)
+        return rv;
     if (exec(db, "BEGIN IMMEDIATE", eb) != SQLITE_OK) {
         rv = CS_EDB;
         goto out;
@@ -375,19 +484,58 @@ cs_store_new_epoch(const char *data_dir, char *old_epoch, char *new_epoch,
         rv = cs_errf(eb, CS_EINVAL, "database has no epoch");
         goto rollback;
     }
-    snprintf(old_epoch, 33, "%s", sqlite3_column_text(st, 0));
+    snprintf(out->old_epoch, sizeof(out->old_epoch), "%s", sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
     st = NULL;
-    if ((rv = cs_random_hex(new_epoch, 16)) != CS_OK)
-        goto rollback;
-    if (sqlite3_prepare_v2(db, "UPDATE meta SET value = ?1 WHERE key = 'epoch'",
-                           -1, &st, NULL) != SQLITE_OK) {
-        rv = cs_db_err(db, SQLITE_ERROR, eb);
+    /* The highest seq this database ever gave out (sqlite_sequence keeps
+     * it even past deleted rows; the seq floor of an earlier new-epoch
+     * lives there too). */
+    if (query_int(db, "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence"
+                      " WHERE name = 'change_events'), 0),"
+                      " (SELECT COALESCE(MAX(seq), 0) FROM change_events))",
+                  &given, eb) != SQLITE_OK) {
+        rv = CS_EDB;
         goto rollback;
     }
-    sqlite3_bind_text(st, 1, new_epoch, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rv = cs_db_err(db, sqlite3_errcode(db), eb);
+    out->restored_seq = given;
+    out->next_seq = given + 1;
+    if (seq_floor > given + 1) {
+        const unsigned char *old = NULL;
+        out->next_seq = seq_floor;
+        out->lost_from = given + 1;
+        out->lost_to = seq_floor - 1;
+        if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'lost_seqs'",
+                               -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            old = sqlite3_column_text(st, 0);
+        lost = lost_append((const char *)old, out->lost_from, out->lost_to);
+        sqlite3_finalize(st);
+        st = NULL;
+        if (lost == NULL) {
+            rv = cs_errf(eb, CS_ENOMEM, "out of memory");
+            goto rollback;
+        }
+        /* The next local seq is the floor: move the AUTOINCREMENT
+         * counter (a row in sqlite_sequence exists once an event was
+         * ever written; insert it otherwise). */
+        snprintf(num, sizeof(num), "%lld", (long long)(seq_floor - 1));
+        if (exec_text2(db, "DELETE FROM sqlite_sequence WHERE name = ?1",
+                       "change_events", NULL, eb) != SQLITE_OK ||
+            exec_text2(db, "INSERT INTO sqlite_sequence(name, seq)"
+                           " VALUES (?1, CAST(?2 AS INTEGER))",
+                       "change_events", num, eb) != SQLITE_OK ||
+            exec_text2(db, "INSERT INTO meta(key, value) VALUES ('lost_seqs', ?1)"
+                           " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                       lost, NULL, eb) != SQLITE_OK) {
+            rv = CS_EDB;
+            goto rollback;
+        }
+    }
+    if ((rv = cs_random_hex(out->new_epoch, 16)) != CS_OK)
+        goto rollback;
+    if (exec_text2(db, "UPDATE meta SET value = ?1 WHERE key = 'epoch'",
+                   out->new_epoch, NULL, eb) != SQLITE_OK) {
+        rv = CS_EDB;
         goto rollback;
     }
     if (exec(db, "COMMIT", eb) != SQLITE_OK)
@@ -396,11 +544,11 @@ cs_store_new_epoch(const char *data_dir, char *old_epoch, char *new_epoch,
 rollback:
     exec(db, "ROLLBACK", NULL);
 out:
+    free(lost);
     sqlite3_finalize(st);
     sqlite3_close_v2(db);
     if (lock_fd >= 0)
         close(lock_fd);
-    free(dbp);
     return rv;
 }
 
@@ -424,6 +572,9 @@ load_identity(cs_store *s, cs_errbuf *eb)
         } else if (strcmp(k, "epoch") == 0) {
             snprintf(s->epoch, sizeof(s->epoch), "%s", v);
             found++;
+        } else if (strcmp(k, "lost_seqs") == 0) {
+            free(s->lost_seqs);
+            s->lost_seqs = strdup(v);
         }
     }
     sqlite3_finalize(st);
@@ -785,6 +936,7 @@ cs_store_close(cs_store *s)
     pthread_cond_destroy(&s->cv_done);
     free(s->data_dir);
     free(s->db_path);
+    free(s->lost_seqs);
     free(s);
 }
 
@@ -834,6 +986,11 @@ const char *
 cs_store_epoch(const cs_store *s)
 {
     return s->epoch;
+}
+const char *
+cs_store_lost_seqs(const cs_store *s)
+{
+    return s->lost_seqs != NULL ? s->lost_seqs : "[]";
 }
 const char *
 cs_store_data_dir(const cs_store *s)

@@ -38,12 +38,29 @@ typedef struct cs_store_opts {
 cs_err cs_store_init(const char *data_dir, const char *node_id,
                      const char *region, cs_errbuf *eb);
 
+/* What new-epoch did (see cs_store_new_epoch). */
+typedef struct cs_epoch_change {
+    char old_epoch[33], new_epoch[33];
+    int64_t restored_seq; /* highest seq the restored database gave out */
+    int64_t next_seq;     /* the next seq the node gives out */
+    int64_t lost_from, lost_to; /* seqs lost by the restore, or 0, 0 */
+} cs_epoch_change;
+
 /* Gives an existing (stopped) data dir a new random epoch, as after a
  * restore from backup: peers' bridges then see source_epoch_changed
- * instead of silently skipping events whose seqs are reused. The old and
- * new epochs are copied to old_epoch and new_epoch (33 bytes each). */
-cs_err cs_store_new_epoch(const char *data_dir, char *old_epoch,
-                          char *new_epoch, cs_errbuf *eb);
+ * instead of silently skipping events whose seqs are reused.
+ * seq_floor > 0 moves the next seq the node gives out to seq_floor, past
+ * every event id peers hold from this node (so no event_id "node:seq" is
+ * ever reused), and records [restored seq + 1, seq_floor - 1] in meta
+ * 'lost_seqs': /federation/info publishes it so that bridges send those
+ * events of this origin back instead of skipping them. */
+cs_err cs_store_new_epoch(const char *data_dir, int64_t seq_floor,
+                          cs_epoch_change *out, cs_errbuf *eb);
+
+/* Reads the node_id of a stopped data dir (takes the directory lock for
+ * the duration). */
+cs_err cs_store_peek_node_id(const char *data_dir, char *node_id, size_t sz,
+                             cs_errbuf *eb);
 
 /* Opens an existing data dir, migrates the schema forward (refusing a newer
  * one with a clear message) and starts the writer thread. *out on success;
@@ -55,6 +72,9 @@ void cs_store_close(cs_store *s);
 const char *cs_store_node_id(const cs_store *s);
 const char *cs_store_region(const cs_store *s);
 const char *cs_store_epoch(const cs_store *s);
+/* The seqs of this node's own events lost by restores, as JSON text
+ * [[from, to], ...] ("[]" when none); see cs_store_new_epoch. */
+const char *cs_store_lost_seqs(const cs_store *s);
 const char *cs_store_data_dir(const cs_store *s);
 
 /* A new read-only connection for the calling thread (close it with

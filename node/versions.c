@@ -880,7 +880,9 @@ static cs_err
 next_seq(sqlite3 *db, int64_t *seq, cs_errbuf *eb)
 {
     sqlite3_stmt *st =
-        cs_stmt(db, "SELECT COALESCE(MAX(seq), 0) + 1 FROM change_events");
+        cs_stmt(db, "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence"
+                    " WHERE name = 'change_events'), 0),"
+                    " (SELECT COALESCE(MAX(seq), 0) FROM change_events)) + 1");
     int rc;
 
     if (st == NULL)

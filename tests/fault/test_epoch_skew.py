@@ -17,6 +17,7 @@
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import time
 
@@ -26,11 +27,22 @@ from faultlib import (all_changes, Bridge, bridged, bin_path, check_acked, check
                       wait_converged, wait_until, write, Writer)
 
 
-def new_epoch(data_dir):
-    r = subprocess.run([bin_path("ctxsync-node"), "new-epoch", "--data", data_dir],
+def new_epoch(data_dir, *args, rc=0):
+    r = subprocess.run([bin_path("ctxsync-node"), "new-epoch", "--data", data_dir] + list(args),
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == rc, (r.returncode, r.stderr)
+    if rc != 0:
+        return r.stderr.decode()
     return json.loads(r.stdout.decode().strip().splitlines()[-1])
+
+
+def peers_file(path, peers):
+    """A peers file (docs/residency.md section 2): [(node, url, token)]."""
+    with open(path, "w") as f:
+        json.dump({"peers": [{"node_id": n.node_id, "region": n.region, "url": u,
+                              "token": t} for n, u, t in peers]}, f)
+    os.chmod(path, 0o600)
+    return path
 
 
 def backup(node, dest):
@@ -66,11 +78,25 @@ def restore_from_backup_new_epoch_detected():
         wait_converged([eu, us], 30)
         old_epoch = eu.req("GET", "/federation/info")[2]["epoch"]
         applied0 = br.link("eu-to-us")["counters"]["applied"]
+        eu_max = max(int(e["origin"]["seq"]) for e in all_changes(us)
+                     if e["origin"]["node_id"] == "eu-1")
         # disaster: eu-1 goes back to the backup, with a new epoch
         restore(eu, bdir)
-        ep = new_epoch(eu.data_dir)
+        db = sqlite3.connect(os.path.join(eu.data_dir, "ctxsync.db"))
+        restored_head = db.execute("SELECT MAX(seq) FROM change_events").fetchone()[0]
+        db.close()
+        err = new_epoch(eu.data_dir, rc=2)
+        assert "--peers FILE" in err and "--seq-floor" in err, err
+        pf = peers_file(os.path.join(eu.tmp, "peers.json"), [(us, node_url(us), tu)])
+        ep = new_epoch(eu.data_dir, "--peers", pf)
         assert ep["old_epoch"] == old_epoch and ep["epoch"] != old_epoch, ep
+        # it asked us-1: the next seq is past every eu-1 seq us-1 holds,
+        # and the gap is published as lost
+        assert ep["next_seq"] == eu_max + 1, (ep, eu_max)
+        assert ep["lost_seqs"] == [restored_head + 1, eu_max], (ep, restored_head)
         eu.start()
+        info = eu.req("GET", "/federation/info")[2]
+        assert info["lost_seqs"] == [[restored_head + 1, eu_max]], info
         l = br.wait_state("eu-to-us", "failed", 30, reason="source_epoch_changed")
         assert l["source"]["epoch"] == ep["epoch"], l
         assert "BRIDGE-EPOCH" in br.log()
@@ -92,27 +118,22 @@ def restore_from_backup_new_epoch_detected():
         have_us = set(version_ids(us))
         missing = [v for _, v, _ in w2.acked if v not in have_us]
         st, _, dl = us.req("GET", "/federation/deadletters")
-        expect_fixed(not missing, "RESTORE-EVENTID-REUSE",
-                     "%d of %d writes acknowledged by the restored eu-1 (new "
-                     "epoch) never reach us-1: they reuse the seqs (event_id "
-                     "eu-1:SEQ) of the writes lost with the restore, which "
-                     "us-1 holds, so us-1 dead-letters them (%r). The "
-                     "new-epoch procedure of operations-node.md section 5 "
-                     "does not prevent this: event_ids should include the "
-                     "epoch, or new-epoch should move the seq past every "
-                     "seq the node ever gave out (e.g. ask peers)"
-                     % (len(missing), len(w2.acked),
-                        [d["reason"][:60] for d in dl["deadletters"][:1]]))
-        # versions written after the backup come back to eu through us?
-        have_eu = set(version_ids(eu))
-        back = [v for v in lost_on_eu if v in have_eu]
-        expect_fixed(len(back) == len(lost_on_eu), "RESTORE-LOST-NOT-RETURNED",
-                     "%d of %d versions eu-1 wrote after the backup (lost by "
-                     "the restore, present on us-1) came back to eu-1; "
-                     "operations-node.md section 5 says they come back "
-                     "through the other nodes' links, but the us -> eu link's "
-                     "loop prevention never sends events whose origin is "
-                     "eu-1" % (len(back), len(lost_on_eu)))
+        # (was RESTORE-EVENTID-REUSE) the restored node's new writes use
+        # fresh event ids: none is dead-lettered on us-1
+        assert not missing, ("%d of %d writes of the restored eu-1 never reach us-1 (%r)"
+                             % (len(missing), len(w2.acked),
+                                [d["reason"][:80] for d in dl["deadletters"][:1]]))
+        assert not dl["deadletters"], dl["deadletters"][:2]
+        # (was RESTORE-LOST-NOT-RETURNED) the versions eu-1 wrote after the
+        # backup come back to it through the us -> eu link
+        def back():
+            have = set(version_ids(eu))
+            return [v for v in lost_on_eu if v not in have]
+        wait_until(lambda: not back(), 30)
+        assert lost_on_eu and not back(), ("%d of %d versions lost by the restore did not "
+                                           "come back" % (len(back()), len(lost_on_eu)))
+        wait_converged([eu, us], 30)
+        check_exactly_once(eu)
         assert n_us <= len(version_ids(us))
         assert br.stop() == 0
 

@@ -495,8 +495,11 @@ def kill9_during_catch_up_every_version_exactly_once():
         kills = mid = extra = 0
         progress = []
         # >= 20 kills that land while the target is still behind the source;
-        # when the target catches up, the source gets more to replicate
-        while mid < 20 and kills < 80:
+        # when the target catches up, the source gets more to replicate (a
+        # bigger refill each time it did: on a quiet machine the bridge
+        # catches up 80 events before the next kill)
+        refill = 40
+        while mid < 20 and kills < 120:
             br.start()
             time.sleep(random.uniform(0.03, 0.15))
             behind = us.head() < eu.head()
@@ -505,7 +508,9 @@ def kill9_during_catch_up_every_version_exactly_once():
             mid += behind
             progress.append(us.head())
             if not behind or us.head() >= eu.head() - 50:
-                populate(eu, 40, 2, prefix="ctx://acme/more%d/" % extra)
+                if not behind:
+                    refill = min(refill * 2, 320)
+                populate(eu, refill, 2, prefix="ctx://acme/more%d/" % extra)
                 extra += 1
         print("  %d kills, %d mid-catch-up; target head after each: %s"
               % (kills, mid, progress))

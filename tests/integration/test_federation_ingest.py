@@ -5,8 +5,11 @@ and the least-privilege federation agent."""
 import base64
 import hashlib
 import json
+import os
+import shutil
+import subprocess
 
-from harness import (Node, Shared, create_actor, expect_error, expect_ok,
+from harness import (Node, Shared, bin_path, create_actor, expect_error, expect_ok,
                      grant, run_tests, test, token_for, unique)
 
 EU = Shared(node_id="eu-1", region="eu")
@@ -301,6 +304,97 @@ def reused_event_id_from_a_rebuilt_source_is_rejected_per_event():
         r = res["results"][0]
         assert r["status"] == "rejected" and "same node_id" in r["reason"], r
 
+
+def new_epoch(node, *args):
+    r = subprocess.run([bin_path("ctxsync-node"), "new-epoch", "--data", node.data_dir]
+                       + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=30)
+    out = r.stdout.decode().strip().splitlines()
+    return r.returncode, (json.loads(out[-1]) if r.returncode == 0 else r.stderr.decode())
+
+
+@test
+def restore_support_origins_target_epoch_and_seq_floor():
+    """What a restore relies on (docs/operations-node.md section 5): peers
+    say the highest seq they hold from a node; ingest refuses a bridge
+    session set up against another incarnation of the target; new-epoch
+    needs to be told where seqs resume and publishes the lost range; an own
+    event coming back moves the seq counter past it."""
+    eu, us = EU(), US()
+    ie = info(eu)
+    assert ie["lost_seqs"] == [] and "origins" in ie["capabilities"], ie
+    uri = "ctx://acme/origins/%s" % unique()
+    put(eu, uri, "a\n")
+    put(eu, uri, "b\n")
+    evs = [e for e in pull(eu)["events"] if e["artifact_uri"] == uri]
+    top = max(e["origin"]["seq"] for e in evs)
+    push(us, ie, evs, 0)
+    o = expect_ok(us.req("GET", "/federation/origins/eu-1"))
+    assert o["node_id"] == "eu-1" and o["max_seq"] >= top and o["versions"] >= 2, o
+    assert expect_ok(us.req("GET", "/federation/origins/nobody"))["max_seq"] == 0
+    # the same permission as /federation/info
+    aid = unique("plain")
+    create_actor(us, aid)
+    expect_error(us.req("GET", "/federation/origins/eu-1", token=token_for(us, aid)), 403)
+
+    # ingest with the target's epoch: ok; with another one: 409, nothing stored
+    iu = info(us)
+    body = {"source": {"node_id": "eu-1", "epoch": ie["epoch"]}, "target": {"epoch": iu["epoch"]},
+            "events": [], "checkpoint": {"seq": 1}}
+    expect_ok(us.req("POST", "/federation/ingest", body))
+    body["target"] = {"epoch": "0" * 32}
+    e = expect_error(us.req("POST", "/federation/ingest", body), 409)
+    assert e["error"] == "target_epoch_changed" and iu["epoch"] in e["message"], e
+    body["target"] = {"nope": 1}
+    expect_error(us.req("POST", "/federation/ingest", body), 400)
+
+    with Node(node_id="ap-1", region="ap") as ap:
+        put(ap, "ctx://acme/origins/%s" % unique(), "x\n")
+        head = info(ap)["head_seq"]
+        ap.stop()
+        backup = os.path.join(ap.tmp, "backup")
+        shutil.copytree(ap.data_dir, backup)
+        ap.start()
+        for i in range(5):    # written after the backup, then lost
+            put(ap, "ctx://acme/origins/%s" % unique(), "lost %d\n" % i)
+        lost = pull(ap)["events"][-1]
+        assert lost["origin"]["seq"] == head + 5, lost
+        ap.stop()
+        shutil.rmtree(ap.data_dir)
+        shutil.copytree(backup, ap.data_dir)
+        rc, err = new_epoch(ap)
+        assert rc == 2 and "--peers FILE" in err and "--standalone" in err, (rc, err)
+        rc, err = new_epoch(ap, "--seq-floor", "0")
+        assert rc == 2 and "--seq-floor" in err, (rc, err)
+        pf = os.path.join(ap.tmp, "peers.json")
+        with open(pf, "w") as f:
+            json.dump({"peers": [{"node_id": "us-1", "region": "us",
+                                  "url": "http://127.0.0.1:9", "token": "x"}]}, f)
+        rc, err = new_epoch(ap, "--peers", pf)
+        assert rc == 1 and "us-1" in err and "unreachable" in err and "--seq-floor" in err, err
+        # wrongly told it never replicated: the seqs resume right after the
+        # backup's ...
+        rc, ep = new_epoch(ap, "--standalone")
+        assert rc == 0 and ep["next_seq"] == head + 1 and ep["lost_seqs"] is None, ep
+        ap.start()
+        assert info(ap)["lost_seqs"] == []
+        # ... but one of its own lost events coming back from a peer moves
+        # the counter past it: no later write reuses ap-1:<head + 5>
+        res = push(ap, iu, [lost], 0)
+        assert res["results"][0]["status"] == "applied", res
+        u2 = "ctx://acme/origins/%s" % unique()
+        v = put(ap, u2, "after\n")
+        ev = [e for e in pull(ap)["events"] if e["version_id"] == v["version_id"]][0]
+        assert ev["seq"] == head + 6 and ev["event_id"] == "ap-1:%d" % (head + 6), ev
+        # --seq-floor: the next seq is the floor, the gap is published
+        ap.stop()
+        rc, ep = new_epoch(ap, "--seq-floor", str(head + 100))
+        assert rc == 0 and ep["lost_seqs"] == [head + 7, head + 99], ep
+        ap.start()
+        assert info(ap)["lost_seqs"] == [[head + 7, head + 99]]
+        v = put(ap, u2, "floor\n")
+        ev = [e for e in pull(ap)["events"] if e["version_id"] == v["version_id"]][0]
+        assert ev["seq"] == head + 100 and ev["event_id"] == "ap-1:%d" % (head + 100), ev
 
 if __name__ == "__main__":
     run_tests()
