@@ -133,12 +133,8 @@ apply_policy(cs_tx *tx, const policy *p, const char *fork_id,
     /* the branches that are still tips */
     st = cs_stmt(db, "SELECT v.version_id, v.version, v.deleted, v.created_at,"
                      " v.origin_region, v.origin_node FROM artifact_versions v"
-                     " WHERE v.uri = ?1 AND v.parent_id IS ?2 AND NOT EXISTS"
-                     " (SELECT 1 FROM artifact_versions x WHERE x.uri = v.uri"
-                     "  AND (x.parent_id = v.version_id OR (x.merged_from IS"
-                     "  NOT NULL AND instr(x.merged_from, '\"' ||"
-                     "  v.version_id || '\"') > 0)))"
-                     " ORDER BY v.version_id");
+                     " WHERE v.uri = ?1 AND v.parent_id IS ?2 AND"
+                     " v.has_child = 0 ORDER BY v.version_id");
     if (st == NULL)
         return cs_db_err(db, SQLITE_ERROR, eb);
     sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
@@ -715,11 +711,8 @@ resolve_in_tx(cs_tx *tx, const char *fork_id, const char *keep,
     /* Every tip of the artifact: the parent, and merged_from = the rest. */
     st = cs_stmt(db, "SELECT v.version_id, v.version, v.content_hash, v.size,"
                      " v.content_type, v.deleted FROM artifact_versions v"
-                     " WHERE v.uri = ?1 AND NOT EXISTS (SELECT 1 FROM"
-                     " artifact_versions x WHERE x.uri = v.uri AND"
-                     " (x.parent_id = v.version_id OR (x.merged_from IS NOT"
-                     " NULL AND instr(x.merged_from, '\"' || v.version_id ||"
-                     " '\"') > 0))) ORDER BY v.version_id");
+                     " WHERE v.uri = ?1 AND v.has_child = 0"
+                     " ORDER BY v.version_id");
     if (st == NULL) {
         rv = cs_db_err(db, SQLITE_ERROR, eb);
         goto out;

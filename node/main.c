@@ -33,6 +33,8 @@ usage(FILE *f)
             "[--sse-max-lag N]\n"
             "           [--workers N] [--sync full|normal] "
             "[--blob-inline-max BYTES]\n"
+            "           [--cache-mb N] (SQLite page caches, all connections; "
+            "default 32)\n"
             "           [--log-format text|json] [--ready-file FILE]\n"
             "           [--residency FILE] [--peers FILE] "
             "[--fork-policy PATTERN=POLICY]...\n"
@@ -401,6 +403,7 @@ cmd_serve(int argc, char **argv)
         {"request-timeout", required_argument, NULL, 1003},
         {"conn-memory-limit", required_argument, NULL, 1004},
         {"sse-max-per-actor", required_argument, NULL, 1005},
+        {"cache-mb", required_argument, NULL, 1006},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -410,7 +413,7 @@ cmd_serve(int argc, char **argv)
     cs_errbuf eb = {{0}};
     const char *ready = NULL;
     bool insecure_header = false;
-    size_t tmp;
+    size_t tmp, cache_mb = 32;
     unsigned long lim;
     int c, rc = 1;
     struct sigaction sa;
@@ -483,6 +486,14 @@ cmd_serve(int argc, char **argv)
                                 "normal\n");
                 return 2;
             }
+            break;
+        case 1006:
+            if (!parse_size(optarg, &tmp) || tmp < 2 || tmp > 65536) {
+                fprintf(stderr, "ctxsync-node: --cache-mb must be 2..65536 "
+                                "(MiB)\n");
+                return 2;
+            }
+            cache_mb = tmp;
             break;
         case 'B':
             if (!parse_size(optarg, &n.cfg.blob_inline_max)) {
@@ -589,6 +600,7 @@ cmd_serve(int argc, char **argv)
     so.data_dir = n.cfg.data_dir;
     so.sync_full = n.cfg.sync_full;
     so.blob_inline_max = n.cfg.blob_inline_max;
+    so.cache_bytes = (int64_t)cache_mb * 1024 * 1024;
     if (cs_store_open(&so, &n.store, &eb) != CS_OK) {
         cs_log(CS_LOG_ERROR, "NODE-START", "%s", eb.msg);
         return 1;

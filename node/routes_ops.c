@@ -62,13 +62,27 @@ h_metrics(cs_req *r)
         "# HELP ctxsync_store_group_max Largest number of writes in one "
         "commit.\n# TYPE ctxsync_store_group_max gauge\n"
         "ctxsync_store_group_max %llu\n"
+        "# HELP ctxsync_store_checkpoints_total WAL checkpoints, by the "
+        "checkpointer thread or by the writer (WAL past 64 MiB).\n"
+        "# TYPE ctxsync_store_checkpoints_total counter\n"
+        "ctxsync_store_checkpoints_total{by=\"checkpointer\"} %llu\n"
+        "ctxsync_store_checkpoints_total{by=\"writer\"} %llu\n"
+        "# HELP ctxsync_store_wal_frames WAL frames after the last commit.\n"
+        "# TYPE ctxsync_store_wal_frames gauge\nctxsync_store_wal_frames %llu\n"
+        "# HELP ctxsync_sqlite_heap_bytes Heap held by SQLite (page caches "
+        "of every connection, statements), bounded softly by --cache-mb.\n"
+        "# TYPE ctxsync_sqlite_heap_bytes gauge\nctxsync_sqlite_heap_bytes %lld\n"
         "# TYPE ctxsync_process_resident_memory_bytes gauge\n"
         "ctxsync_process_resident_memory_bytes %ld\n"
         "# TYPE ctxsync_uptime_seconds gauge\nctxsync_uptime_seconds %.3f\n",
         (long long)cs_store_head_seq(n->store),
         (unsigned long long)ss.commits, (unsigned long long)ss.writes,
         (unsigned long long)ss.write_errors,
-        (unsigned long long)ss.group_max, rss_kib() * 1024,
+        (unsigned long long)ss.group_max,
+        (unsigned long long)ss.checkpoints,
+        (unsigned long long)ss.writer_checkpoints,
+        (unsigned long long)ss.wal_frames, (long long)sqlite3_memory_used(),
+        rss_kib() * 1024,
         (double)(cs_now_us() - n->started_us) / 1e6);
     cs_forks_metrics(cs_req_db(r), &buf, &len, &cap);
     cs_ingest_metrics(&buf, &len, &cap);

@@ -135,6 +135,28 @@ static const char *const cs_migrations[] = {
      * (/federation/origins, asked by a restored node's new-epoch). */
     "CREATE INDEX versions_origin ON artifact_versions(origin_node,"
     " origin_seq);",
+
+    /* 5: tips without a scan. has_child = 1 once another version names
+     * this one as parent_id or in merged_from (versions are append-only
+     * and a child is never applied before its parent, so the flag only
+     * goes 0 -> 1, set by the trigger). The tips of a URI are then read
+     * from the partial index instead of an O(versions^2) NOT EXISTS
+     * (catch-up of 100k events to 1000 URIs was super-linear). */
+    "ALTER TABLE artifact_versions ADD COLUMN has_child INTEGER NOT NULL"
+    " DEFAULT 0;"
+    "UPDATE artifact_versions SET has_child = 1 WHERE version_id IN"
+    " (SELECT parent_id FROM artifact_versions WHERE parent_id IS NOT NULL)"
+    " OR version_id IN (SELECT j.value FROM artifact_versions v,"
+    " json_each(v.merged_from) j WHERE v.merged_from IS NOT NULL);"
+    "CREATE INDEX versions_tips ON artifact_versions(uri) WHERE has_child = 0;"
+    "CREATE TRIGGER versions_mark_parents AFTER INSERT ON artifact_versions"
+    " BEGIN"
+    "  UPDATE artifact_versions SET has_child = 1"
+    "   WHERE version_id = NEW.parent_id AND has_child = 0;"
+    "  UPDATE artifact_versions SET has_child = 1"
+    "   WHERE NEW.merged_from IS NOT NULL AND has_child = 0 AND version_id IN"
+    "   (SELECT value FROM json_each(NEW.merged_from));"
+    " END;",
 };
 
 #define CS_MIGRATION_COUNT \

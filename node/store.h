@@ -31,6 +31,8 @@ typedef struct cs_store_opts {
     const char *data_dir;     /* borrowed */
     bool sync_full;           /* PRAGMA synchronous=FULL and fsync blobs */
     size_t blob_inline_max;   /* blobs above this go to files (64 KiB) */
+    int64_t cache_bytes;      /* soft limit on SQLite's heap, all
+                               * connections (0: none) */
 } cs_store_opts;
 
 /* Creates DIR, the database, the schema and the node identity rows.
@@ -140,6 +142,9 @@ cs_err cs_db_err(sqlite3 *db, int rc, cs_errbuf *eb);
 typedef struct cs_store_stats {
     uint64_t commits, writes, write_errors;
     uint64_t group_max;
+    uint64_t checkpoints;        /* by the checkpointer thread */
+    uint64_t writer_checkpoints; /* by the writer (WAL past 64 MiB) */
+    uint64_t wal_frames;         /* WAL frames after the last commit */
 } cs_store_stats;
 void cs_store_get_stats(const cs_store *s, cs_store_stats *out);
 

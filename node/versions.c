@@ -1265,11 +1265,7 @@ recompute_head(sqlite3 *db, const char *uri, const cs_uri_parts *parts,
     sqlite3_stmt *st = cs_stmt(
         db, "SELECT v.version_id, v.version, v.deleted, v.created_at,"
             " v.content_type, v.parent_id FROM artifact_versions v"
-            " WHERE v.uri = ?1"
-            " AND NOT EXISTS (SELECT 1 FROM artifact_versions c WHERE"
-            "  c.uri = v.uri AND (c.parent_id = v.version_id OR"
-            "  (c.merged_from IS NOT NULL AND"
-            "   instr(c.merged_from, '\"' || v.version_id || '\"') > 0)))");
+            " WHERE v.uri = ?1 AND v.has_child = 0");
     /* Copies of the best tip so far (the row buffers do not survive). */
     char best_id[CS_VERSION_ID_LEN + 1] = "", best_at[CS_TIME_LEN + 8] = "";
     char best_parent[CS_VERSION_ID_LEN + 1] = "";

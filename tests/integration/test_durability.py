@@ -225,7 +225,8 @@ def init_refuses_existing_data_dir():
 def new_epoch_after_restore_and_refused_while_serving():
     with Node(node_id="ep1", region="eu") as n:
         old = n.epoch
-        r = subprocess.run([bin_path("ctxsync-node"), "new-epoch", "--data", n.data_dir],
+        r = subprocess.run([bin_path("ctxsync-node"), "new-epoch", "--data", n.data_dir,
+                            "--standalone"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
         assert r.returncode == 1 and b"stop ctxsync-node first" in r.stderr, r
         # a second node on the same data directory is refused, not corrupting
@@ -234,7 +235,8 @@ def new_epoch_after_restore_and_refused_while_serving():
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
         assert r.returncode == 1 and b"in use by another ctxsync-node" in r.stderr, r
         n.stop()
-        r = subprocess.run([bin_path("ctxsync-node"), "new-epoch", "--data", n.data_dir],
+        r = subprocess.run([bin_path("ctxsync-node"), "new-epoch", "--data", n.data_dir,
+                            "--standalone"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
         assert r.returncode == 0, r
         out = __import__("json").loads(r.stdout)

@@ -4,6 +4,8 @@ review API, resolution by keep or merged content, merges closing the fork
 everywhere, concurrent resolutions becoming a new fork, delete-vs-edit and
 double-create forks, permissions and metrics."""
 import hashlib
+import os
+import sqlite3
 
 from harness import (Node, create_actor, expect_error, expect_ok, grant,
                      run_tests, test, token_for, unique)
@@ -369,6 +371,53 @@ def property_random_interleavings_converge():
         for k, name in ((0, "version sets"), (1, "fork records"), (2, "provisional heads")):
             assert states[0][k] == states[1][k] == states[2][k], (
                 "seed %d: %s differ:\n%r\n%r\n%r" % (seed, name, states[0][k], states[1][k], states[2][k]))
+
+
+
+@test
+def migration_5_derives_tips_of_an_existing_database():
+    """Schema 5 keeps a has_child flag (set by a trigger) instead of
+    scanning for tips: a database from before it, with a resolved fork (a
+    merge version with merged_from) and an open one, gets the same heads,
+    tips and forks after the migration, and keeps them right afterwards."""
+    with Node(node_id="eu-1", region="eu") as eu, Node(node_id="us-1", region="us") as us:
+        u1, u2 = "ctx://acme/mig/%s" % unique(), "ctx://acme/mig/%s" % unique()
+        fork_pair(eu, us, u1, "base\n", "eu\n", "us\n")
+        fork_pair(eu, us, u2, "base\n", "eu2\n", "us2\n")
+        f1 = fork_of(eu, u1)[0]
+        expect_ok(eu.req("POST", "/forks/%s/resolve" % f1["fork_id"],
+                         {"content": "merged\n", "summary": "merge"}))
+        before = {u: expect_ok(eu.req("GET", "/artifacts", query={"uri": u})) for u in (u1, u2)}
+        forks_before = sorted((f["fork_id"], f["status"]) for f in
+                              expect_ok(eu.req("GET", "/forks", query={"status": "all"}))["forks"])
+        assert eu.stop() == 0
+        # back to schema 4: no flag, no index, no trigger
+        db = sqlite3.connect(os.path.join(eu.data_dir, "ctxsync.db"))
+        db.executescript("DROP TRIGGER versions_mark_parents; DROP INDEX versions_tips;"
+                         "ALTER TABLE artifact_versions DROP COLUMN has_child;"
+                         "PRAGMA user_version=4;")
+        db.close()
+        eu.start()
+        for u in (u1, u2):
+            a = expect_ok(eu.req("GET", "/artifacts", query={"uri": u}))
+            assert (a["version_id"], a["forked"]) == (before[u]["version_id"], before[u]["forked"]), (a, before[u])
+        assert before[u1]["forked"] is False and before[u2]["forked"] is True
+        forks_after = sorted((f["fork_id"], f["status"]) for f in
+                             expect_ok(eu.req("GET", "/forks", query={"status": "all"}))["forks"])
+        assert forks_after == forks_before, (forks_before, forks_after)
+        db = sqlite3.connect(os.path.join(eu.data_dir, "ctxsync.db"))
+        tips = db.execute("SELECT uri, COUNT(*) FROM artifact_versions WHERE has_child = 0"
+                          " AND uri IN (?, ?) GROUP BY uri", (u1, u2)).fetchall()
+        db.close()
+        assert dict(tips) == {u1: 1, u2: 2}, tips
+        # new writes after the migration: the trigger keeps the flag
+        v = expect_ok(eu.req("PUT", "/artifacts", {"content": "after\n"}, query={"uri": u1}))
+        assert v["version"] == before[u1]["version"] + 1
+        f2 = fork_of(eu, u2)[0]
+        r = expect_ok(eu.req("POST", "/forks/%s/resolve" % f2["fork_id"],
+                             {"content": "m2\n", "summary": "merge"}))
+        a = expect_ok(eu.req("GET", "/artifacts", query={"uri": u2}))
+        assert a["forked"] is False and a["version_id"] == r["version"]["version_id"], a
 
 
 if __name__ == "__main__":
