@@ -11,6 +11,7 @@
  * Exit status: 0 success, 1 runtime/config error, 2 usage error. */
 #include <curl/curl.h>
 #include <errno.h>
+#include <malloc.h>
 #include <jansson.h>
 #include <nng/nng.h>
 #include <pthread.h>
@@ -180,6 +181,10 @@ cmd_run(const struct opts *o)
     if (o->status != NULL && br_hostport_validate(o->status, &eb) != CS_OK)
         return usage_error("--status: %s", eb.msg);
 
+    /* one malloc arena per thread keeps each lane's peak: two arenas
+     * (MALLOC_ARENA_MAX in the environment wins) */
+    if (getenv("MALLOC_ARENA_MAX") == NULL)
+        mallopt(M_ARENA_MAX, 2);
     /* signals go to sigwait() below, never to a worker thread */
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
@@ -235,8 +240,15 @@ cmd_run(const struct opts *o)
                     st != NULL ? br_status_port(st) : 0, ctl_url) != 0)
         cs_log(CS_LOG_WARN, "BRIDGE-START", "cannot write ready file %s: %s",
                o->ready_file, strerror(errno));
-    while (sigwait(&set, &sig) != 0)
-        ;
+    /* Wait for SIGINT/SIGTERM; every 10 s give freed heap pages back to
+     * the OS (catch-up pages leave holes the allocator keeps). */
+    for (;;) {
+        struct timespec ts = {10, 0};
+        sig = sigtimedwait(&set, NULL, &ts);
+        if (sig > 0)
+            break;
+        malloc_trim(0);
+    }
     cs_log(CS_LOG_NOTICE, "BRIDGE-STOP", "signal=%d stopping links", sig);
     ret = 0;
 out:

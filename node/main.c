@@ -2,6 +2,7 @@
  * main.c: ctxsync-node: `init` creates a data directory and the admin,
  * `serve` runs the node until SIGINT/SIGTERM, then drains and exits 0. */
 #include <errno.h>
+#include <malloc.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -414,6 +415,7 @@ cmd_serve(int argc, char **argv)
     const char *ready = NULL;
     bool insecure_header = false;
     size_t tmp, cache_mb = 32;
+    unsigned long ticks = 0;
     unsigned long lim;
     int c, rc = 1;
     struct sigaction sa;
@@ -421,6 +423,12 @@ cmd_serve(int argc, char **argv)
     memset(&n, 0, sizeof(n));
     memset(&ho, 0, sizeof(ho));
     memset(&so, 0, sizeof(so));
+    /* glibc gives each thread that mallocs its own arena and keeps what
+     * it freed: 16 workers parsing multi-MiB ingest batches left the node
+     * at 253 MiB RSS after a 50k-event ingest (SQLite's heap: 19 MiB);
+     * two arenas: 81 MiB. MALLOC_ARENA_MAX in the environment wins. */
+    if (getenv("MALLOC_ARENA_MAX") == NULL)
+        mallopt(M_ARENA_MAX, 2);
     n.cfg.listen = "127.0.0.1:4111";
     n.cfg.max_body = 8u << 20;
     n.cfg.keepalive_s = 15;
@@ -643,6 +651,10 @@ cmd_serve(int argc, char **argv)
     }
     while (!g_stop) {
         usleep(100 * 1000); /* no pause(): a signal could slip in first */
+        /* Return freed heap pages to the OS every 10 s (large request
+         * bodies and SSE queues leave holes the allocator keeps). */
+        if (++ticks % 100 == 0)
+            malloc_trim(0);
         if (g_reload) {
             cs_errbuf reb = {{0}};
             g_reload = 0;

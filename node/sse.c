@@ -31,12 +31,23 @@
 #define REPLAY_PAGE 500
 #define REPLAY_LOW 256 /* refill a replaying client below this many frames */
 
+/* A frame's bytes, shared by every client that queues it: a live event on
+ * the plain feed is built once and referenced by each client it goes to
+ * (1000 clients cost 1000 queue entries, not 1000 copies). refs is only
+ * touched under the hub mutex. */
 typedef struct frame {
     int64_t seq; /* 0 for non-event frames */
-    size_t len, off;
-    struct frame *next;
+    int refs;
+    size_t len;
     char data[];
 } frame;
+
+/* One client's reference to a frame, and how much of it was written. */
+typedef struct qent {
+    frame *f;
+    size_t off;
+    struct qent *next;
+} qent;
 
 struct sse_client {
     sse_hub *hub;
@@ -50,7 +61,7 @@ struct sse_client {
     bool live;
     bool attached, suspended, closing, dead;
     void *conn;
-    frame *q_head, *q_tail;
+    qent *q_head, *q_tail;
     size_t q_events;
     size_t q_bytes;    /* bytes queued (bounded: SSE_MAX_QUEUED_BYTES) */
     struct sse_client *next;
@@ -79,8 +90,7 @@ frame_new(int64_t seq, const char *fmt1, size_t n1, const char *body,
     if (f == NULL)
         return NULL;
     f->seq = seq;
-    f->off = 0;
-    f->next = NULL;
+    f->refs = 0;
     memcpy(f->data, fmt1, n1);
     memcpy(f->data + n1, body, bl);
     memcpy(f->data + n1 + bl, "\n\n", 2);
@@ -88,16 +98,38 @@ frame_new(int64_t seq, const char *fmt1, size_t n1, const char *body,
     return f;
 }
 
+/* Drops one reference (hub mutex held); frees the frame with the last. */
+static void
+frame_unref(frame *f)
+{
+    if (f != NULL && --f->refs <= 0)
+        free(f);
+}
+
+/* Queues a reference to f. A frame nobody holds yet is freed when the
+ * queue entry cannot be allocated (a lost frame = a slow client: the
+ * next event's seq gap makes it refill from the table). */
 static void
 push(sse_client *c, frame *f)
 {
+    qent *e;
     if (f == NULL)
         return;
+    e = malloc(sizeof(*e));
+    if (e == NULL) {
+        if (f->refs == 0)
+            free(f);
+        return;
+    }
+    f->refs++;
+    e->f = f;
+    e->off = 0;
+    e->next = NULL;
     if (c->q_tail)
-        c->q_tail->next = f;
+        c->q_tail->next = e;
     else
-        c->q_head = f;
-    c->q_tail = f;
+        c->q_head = e;
+    c->q_tail = e;
     c->q_bytes += f->len;
     if (f->seq > 0)
         c->q_events++;
@@ -109,11 +141,23 @@ push_text(sse_client *c, const char *text)
     push(c, frame_new(0, text, strlen(text), "", 0));
 }
 
-static void push_plain(sse_client *c, int64_t seq, const char *body);
+/* The frame of a plain-feed event: the same bytes for every client. */
+static frame *
+plain_frame(int64_t seq, const char *body)
+{
+    char head[96];
+    int n = snprintf(head, sizeof(head),
+                     "id: %lld\nevent: change\ndata: {\"seq\":%lld%s",
+                     (long long)seq, (long long)seq,
+                     (body[0] == '{' && body[1] != '}') ? "," : "");
+    return frame_new(seq, head, (size_t)n, body + 1, strlen(body + 1));
+}
 
-/* Queues the change frame for one event body (stored without "seq"). */
+/* Queues the change frame for one event body (stored without "seq").
+ * *shared, when not NULL, caches the plain-feed frame of this event across
+ * the clients of one delivery round. */
 static void
-push_event(sse_client *c, int64_t seq, const char *body)
+push_event(sse_client *c, int64_t seq, const char *body, frame **shared)
 {
     json_t *ev = NULL;
     char *txt;
@@ -121,7 +165,13 @@ push_event(sse_client *c, int64_t seq, const char *body)
     cs_fed_view view;
     int n;
     if (!c->fed) {
-        push_plain(c, seq, body);
+        if (shared == NULL) {
+            push(c, plain_frame(seq, body));
+            return;
+        }
+        if (*shared == NULL)
+            *shared = plain_frame(seq, body);
+        push(c, *shared);
         return;
     }
     cs_res_fed_view(c->hub->node, &c->actor, &view); /* residency: */
@@ -139,21 +189,11 @@ push_event(sse_client *c, int64_t seq, const char *body)
 }
 
 static void
-push_plain(sse_client *c, int64_t seq, const char *body)
-{
-    char head[96];
-    int n = snprintf(head, sizeof(head),
-                     "id: %lld\nevent: change\ndata: {\"seq\":%lld%s",
-                     (long long)seq, (long long)seq,
-                     (body[0] == '{' && body[1] != '}') ? "," : "");
-    push(c, frame_new(seq, head, (size_t)n, body + 1, strlen(body + 1)));
-}
-
-static void
 free_frames(sse_client *c)
 {
     while (c->q_head) {
-        frame *n = c->q_head->next;
+        qent *n = c->q_head->next;
+        frame_unref(c->q_head->f);
         free(c->q_head);
         c->q_head = n;
     }
@@ -175,7 +215,7 @@ wants(sse_hub *h, sse_client *c, const char *uri)
 /* Live delivery of one committed event to one client (hub mutex held). */
 static void
 deliver(sse_hub *h, sse_client *c, int64_t seq, const char *uri,
-        const char *body)
+        const char *body, frame **shared)
 {
     if (!c->live || c->closing || c->dead || seq <= c->cursor)
         return;
@@ -186,7 +226,7 @@ deliver(sse_hub *h, sse_client *c, int64_t seq, const char *uri,
     c->cursor = seq;
     if (!wants(h, c, uri))
         return;
-    push_event(c, seq, body);
+    push_event(c, seq, body, shared);
     atomic_fetch_add(&h->delivered, 1);
     /* The overflow frame follows every queued frame, so last_id is the seq
      * of the last change frame the client will have read before it. */
@@ -228,7 +268,7 @@ replay(sse_hub *h, sse_client *c)
         rows++;
         c->cursor = seq;
         if (wants(h, c, uri)) {
-            push_event(c, seq, body);
+            push_event(c, seq, body, NULL);
             atomic_fetch_add(&h->delivered, 1);
         }
     }
@@ -299,7 +339,9 @@ static void *
 hub_main(void *arg)
 {
     sse_hub *h = arg;
-    void *resume[256];
+    /* every client may need a resume per round: a smaller array left
+     * the rest for the next round, up to 200 ms later */
+    static void *resume[8192];
 
     for (;;) {
         char *msg = NULL;
@@ -323,14 +365,27 @@ hub_main(void *arg)
         rv = nng_recv(h->sub, &msg, &len, NNG_FLAG_ALLOC);
 
         pthread_mutex_lock(&h->mu);
-        if (rv == 0 && len > 9) {
-            int64_t seq;
-            const char *uri = msg + 8;
-            const char *body = uri + strlen(uri) + 1;
-            memcpy(&seq, msg, 8);
-            for (sse_client *c = h->clients; c; c = c->next)
-                if (c->attached)
-                    deliver(h, c, seq, uri, body);
+        /* Every event already published goes out in this round, so one
+         * resume of a client carries them all (under load the events of a
+         * group commit arrive together). */
+        for (int k = 0; rv == 0 && k < 512; k++) {
+            if (len > 9) {
+                int64_t seq;
+                const char *uri = msg + 8;
+                const char *body = uri + strlen(uri) + 1;
+                frame *shared = NULL;
+                memcpy(&seq, msg, 8);
+                for (sse_client *c = h->clients; c; c = c->next)
+                    if (c->attached)
+                        deliver(h, c, seq, uri, body, &shared);
+                if (shared != NULL && shared->refs == 0)
+                    free(shared);
+            }
+            nng_free(msg, len);
+            msg = NULL;
+            if (k + 1 < 512)
+                rv = nng_recv(h->sub, &msg, &len,
+                              NNG_FLAG_ALLOC | NNG_FLAG_NONBLOCK);
         }
         if (msg != NULL)
             nng_free(msg, len);
@@ -561,15 +616,16 @@ sse_client_read(void *cls, uint64_t pos, char *buf, size_t max)
 
     pthread_mutex_lock(&h->mu);
     while (c->q_head != NULL && n < max) {
-        frame *f = c->q_head;
-        size_t k = f->len - f->off;
+        qent *e = c->q_head;
+        frame *f = e->f;
+        size_t k = f->len - e->off;
         if (k > max - n)
             k = max - n;
-        memcpy(buf + n, f->data + f->off, k);
+        memcpy(buf + n, f->data + e->off, k);
         n += k;
-        f->off += k;
-        if (f->off == f->len) {
-            c->q_head = f->next;
+        e->off += k;
+        if (e->off == f->len) {
+            c->q_head = e->next;
             if (c->q_head == NULL)
                 c->q_tail = NULL;
             if (f->seq > 0) {
@@ -577,7 +633,8 @@ sse_client_read(void *cls, uint64_t pos, char *buf, size_t max)
                 c->sent_seq = f->seq;
             }
             c->q_bytes -= f->len;
-            free(f);
+            frame_unref(f);
+            free(e);
         }
     }
     if (n == 0) {

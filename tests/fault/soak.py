@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import random
+import re
 import statistics
 import sys
 import threading
@@ -73,7 +74,7 @@ def main():
                Writer(us, "ctx://soak/us", n_uris=200, rate=a.rate, big_every=50),
                Writer(eu, "ctx://soak/shared", n_uris=10, rate=1),
                Writer(us, "ctx://soak/shared", n_uris=10, rate=1)]
-    samples = []     # (t, eu_rss, bridge_rss, bridge_pid, lag_events, lag_s)
+    samples = []     # (t, eu_rss, bridge_rss, bridge_pid, lag_events, lag_s, eu_sqlite_kb)
     faults = []
     stop = threading.Event()
     lock = threading.Lock()
@@ -88,10 +89,18 @@ def main():
                 lag_s = max(l["lag_seconds"] for l in s.values())
             except Exception:
                 pass
+            heap = 0
+            try:
+                st_, _, m = eu.req("GET", "/metrics")
+                mm = re.search(r"^ctxsync_sqlite_heap_bytes (\d+)", m if isinstance(m, str)
+                               else m.decode(), re.M)
+                heap = int(mm.group(1)) // 1024 if mm else 0
+            except Exception:
+                pass
             with lock:
                 samples.append((time.monotonic() - t0, rss_kb(eu.pid),
                                 rss_kb(br.pid) if br.running() else 0, br.pid,
-                                lag_e, lag_s))
+                                lag_e, lag_s, heap))
             stop.wait(1.0)
     st = threading.Thread(target=sampler, daemon=True)
     st.start()
@@ -178,6 +187,7 @@ def main():
             return (last - first) / 1024.0, first / 1024.0, last / 1024.0
         ng, nf, nl = growth(1)
         bg, bf, bl = growth(2, 3)
+        hg, hf, hl = growth(6)
         lags_e = [s[4] for s in samples if s[4] is not None]
         lags_s = [s[5] for s in samples if s[5] is not None]
         s = br.status()
@@ -190,6 +200,7 @@ def main():
             "converged_after_s": round(conv_s, 1),
             "node_rss_mb": {"first": nf, "last": nl, "growth": ng},
             "bridge_rss_mb": {"first": bf, "last": bl, "growth": bg},
+            "node_sqlite_heap_mb": {"first": hf, "last": hl, "growth": hg},
             "faults": len(faults),
             "fault_kinds": {k: sum(1 for f in faults if f[1] == k)
                             for k in sorted({f[1] for f in faults})},
