@@ -419,6 +419,7 @@ apply_one(cs_tx *tx, ing_batch *b, const json_t *ev, const ing_event *ie,
             *eb = aeb;
         return rv;
     }
+    *out = forked ? ING_FORK : ING_APPLIED;
     if (strcmp(rec.origin_node, b->self_node) == 0) {
         /* One of this node's own versions coming back (lost by a restore,
          * held by a peer). Never give its seq out again, even when
@@ -432,7 +433,6 @@ apply_one(cs_tx *tx, ing_batch *b, const json_t *ev, const ing_event *ie,
         if (sqlite3_step(st) != SQLITE_DONE)
             return cs_db_err(cs_tx_db(tx), sqlite3_errcode(cs_tx_db(tx)), eb);
     }
-    *out = forked ? ING_FORK : ING_APPLIED;
     return CS_OK;
 }
 
@@ -479,7 +479,7 @@ apply_and_drain(cs_tx *tx, ing_batch *b, const json_t *ev,
         json_array_foreach(waiting, i, x)
         {
             ing_event pie;
-            ing_status ps;
+            ing_status ps = ING_REJECTED;
             char preason[256] = "";
             const char *miss = missing_ancestor(db, x);
             memset(&pie, 0, sizeof(pie));
