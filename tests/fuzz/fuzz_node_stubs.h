@@ -118,6 +118,7 @@ FZ_WEAK const char *cs_op_name(unsigned op) { (void)op; return "op"; }
 /* ---- never reached from the fuzzed paths ---- */
 FZ_WEAK const char *cs_store_node_id(const cs_store *s) { (void)s; return "fuzz-node"; }
 FZ_WEAK const char *cs_store_region(const cs_store *s) { (void)s; return "eu"; }
+FZ_WEAK const char *cs_store_epoch(const cs_store *s) { (void)s; return "00000000000000000000000000000000"; }
 FZ_WEAK sqlite3_stmt *cs_stmt(sqlite3 *db, const char *sql) { (void)db; (void)sql; FZ_NEVER("cs_stmt"); }
 FZ_WEAK cs_err cs_db_err(sqlite3 *db, int rc, cs_errbuf *eb) { (void)db; (void)rc; (void)eb; FZ_NEVER("cs_db_err"); }
 FZ_WEAK sqlite3 *cs_tx_db(cs_tx *tx) { (void)tx; FZ_NEVER("cs_tx_db"); }
@@ -161,6 +162,7 @@ FZ_WEAK int sqlite3_bind_text64(sqlite3_stmt *s, int i, const char *v, sqlite3_u
                                 void (*d)(void *), unsigned char e)
 { (void)s; (void)i; (void)v; (void)n; (void)d; (void)e; FZ_NEVER("sqlite3"); }
 FZ_WEAK int sqlite3_changes(sqlite3 *db) { (void)db; FZ_NEVER("sqlite3"); }
+FZ_WEAK int sqlite3_errcode(sqlite3 *db) { (void)db; FZ_NEVER("sqlite3"); }
 FZ_WEAK int sqlite3_column_bytes(sqlite3_stmt *s, int i) { (void)s; (void)i; FZ_NEVER("sqlite3"); }
 FZ_WEAK int sqlite3_column_int(sqlite3_stmt *s, int i) { (void)s; (void)i; FZ_NEVER("sqlite3"); }
 FZ_WEAK sqlite3_int64 sqlite3_column_int64(sqlite3_stmt *s, int i) { (void)s; (void)i; FZ_NEVER("sqlite3"); }
