@@ -875,16 +875,15 @@ static int
 wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
     cs_store *s = arg;
+    /* without a checkpointer: SQLite's default (1000 frames) */
+    int writer_at = s->ckpt_running ? CKPT_WRITER_FRAMES : 1000;
     atomic_store(&s->wal_frames, frames);
-    if (frames >= CKPT_WRITER_FRAMES || !s->ckpt_running) {
-        if (frames >= (s->ckpt_running ? CKPT_WRITER_FRAMES : 1000)) {
-            sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL,
-                                      NULL);
-            atomic_fetch_add(&s->n_writer_checkpoints, 1);
-        }
+    if (frames >= writer_at) {
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        atomic_fetch_add(&s->n_writer_checkpoints, 1);
         return SQLITE_OK;
     }
-    if (frames >= CKPT_FRAMES) {
+    if (s->ckpt_running && frames >= CKPT_FRAMES) {
         pthread_mutex_lock(&s->ck_mu);
         if (!s->ck_due) {
             s->ck_due = true;
