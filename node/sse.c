@@ -106,21 +106,15 @@ frame_unref(frame *f)
         free(f);
 }
 
-/* Queues a reference to f. A frame nobody holds yet is freed when the
- * queue entry cannot be allocated (a lost frame = a slow client: the
- * next event's seq gap makes it refill from the table). */
-static void
+/* Queues a reference to f; false when f is NULL or there is no memory for
+ * the entry (the frame is lost for this client: the next event's seq gap
+ * makes it refill from the table). Never frees f: see push_own. */
+static bool
 push(sse_client *c, frame *f)
 {
     qent *e;
-    if (f == NULL)
-        return;
-    e = malloc(sizeof(*e));
-    if (e == NULL) {
-        if (f->refs == 0)
-            free(f);
-        return;
-    }
+    if (f == NULL || (e = malloc(sizeof(*e))) == NULL)
+        return false;
     f->refs++;
     e->f = f;
     e->off = 0;
@@ -133,12 +127,21 @@ push(sse_client *c, frame *f)
     c->q_bytes += f->len;
     if (f->seq > 0)
         c->q_events++;
+    return true;
+}
+
+/* Queues a frame made for this client alone (freed if it cannot be). */
+static void
+push_own(sse_client *c, frame *f)
+{
+    if (!push(c, f))
+        free(f);
 }
 
 static void
 push_text(sse_client *c, const char *text)
 {
-    push(c, frame_new(0, text, strlen(text), "", 0));
+    push_own(c, frame_new(0, text, strlen(text), "", 0));
 }
 
 /* The frame of a plain-feed event: the same bytes for every client. */
@@ -166,12 +169,12 @@ push_event(sse_client *c, int64_t seq, const char *body, frame **shared)
     int n;
     if (!c->fed) {
         if (shared == NULL) {
-            push(c, plain_frame(seq, body));
+            push_own(c, plain_frame(seq, body));
             return;
         }
-        if (*shared == NULL)
+        if (*shared == NULL) /* freed by the round if no client took it */
             *shared = plain_frame(seq, body);
-        push(c, *shared);
+        (void)push(c, *shared);
         return;
     }
     cs_res_fed_view(c->hub->node, &c->actor, &view); /* residency: */
@@ -184,7 +187,7 @@ push_event(sse_client *c, int64_t seq, const char *body, frame **shared)
         return;
     n = snprintf(head, sizeof(head), "id: %lld\nevent: change\ndata: ",
                  (long long)seq);
-    push(c, frame_new(seq, head, (size_t)n, txt, strlen(txt)));
+    push_own(c, frame_new(seq, head, (size_t)n, txt, strlen(txt)));
     free(txt);
 }
 
