@@ -442,6 +442,91 @@ cs_utf8_valid(const char *buf, size_t len)
     return true;
 }
 
+static bool
+is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* Is the integer literal p[0..n) (optional '-', digits) outside int64? */
+static bool
+int_literal_too_big(const char *p, size_t n)
+{
+    char tmp[24];
+    size_t digits = n - (p[0] == '-');
+    if (digits > 20)
+        return true;
+    memcpy(tmp, p, n);
+    tmp[n] = '\0';
+    errno = 0;
+    (void)strtoll(tmp, NULL, 10);
+    return errno == ERANGE;
+}
+
+/* A copy of buf in which every integer literal outside int64 (outside
+ * strings) gets a ".0", so that jansson reads that one as a real and every
+ * other integer stays an integer. JSON_DECODE_INT_AS_REAL would turn all
+ * of the document's integers into reals: then a canonical text holding a
+ * real >= 2^63 (printed without exponent below 1e21) and an integer would
+ * not read back as itself (fuzz_request_bodies found it). NULL when out of
+ * memory. A big literal has at least 19 digits, so the copy grows by at
+ * most 2 bytes per 20. */
+static char *
+big_ints_as_reals(const char *buf, size_t len, size_t *outlen)
+{
+    char *out = malloc(len + len / 8 + 16);
+    size_t i = 0, o = 0;
+    bool in_str = false;
+
+    if (out == NULL)
+        return NULL;
+    while (i < len) {
+        char c = buf[i];
+        if (in_str) {
+            out[o++] = c;
+            if (c == '\\' && i + 1 < len)
+                out[o++] = buf[++i];
+            else if (c == '"')
+                in_str = false;
+            i++;
+        } else if (c == '-' || is_digit(c)) {
+            size_t st = i;
+            bool integral = true;
+            if (c == '-')
+                i++;
+            while (i < len && is_digit(buf[i]))
+                i++;
+            if (i < len && buf[i] == '.') {
+                integral = false;
+                for (i++; i < len && is_digit(buf[i]); i++)
+                    ;
+            }
+            if (i < len && (buf[i] == 'e' || buf[i] == 'E')) {
+                integral = false;
+                i++;
+                if (i < len && (buf[i] == '+' || buf[i] == '-'))
+                    i++;
+                while (i < len && is_digit(buf[i]))
+                    i++;
+            }
+            memcpy(out + o, buf + st, i - st);
+            o += i - st;
+            if (integral && i - st > (size_t)(c == '-') &&
+                int_literal_too_big(buf + st, i - st)) {
+                out[o++] = '.';
+                out[o++] = '0';
+            }
+        } else {
+            if (c == '"')
+                in_str = true;
+            out[o++] = c;
+            i++;
+        }
+    }
+    *outlen = o;
+    return out;
+}
+
 cs_err
 cs_json_parse(const char *buf, size_t len, json_t **out, cs_errbuf *eb)
 {
@@ -455,11 +540,13 @@ cs_json_parse(const char *buf, size_t len, json_t **out, cs_errbuf *eb)
     v = json_loadb(buf, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
     if (v == NULL && strstr(jerr.text, "too big") != NULL) {
         /* An integer beyond int64 (canonical JSON prints reals below 1e21
-         * without exponent): read the document's numbers as reals. */
-        v = json_loadb(buf, len,
-                       JSON_DECODE_ANY | JSON_REJECT_DUPLICATES |
-                           JSON_DECODE_INT_AS_REAL,
-                       &jerr);
+         * without exponent): read that literal as a real. */
+        size_t n2 = 0;
+        char *b2 = big_ints_as_reals(buf, len, &n2);
+        if (b2 == NULL)
+            return cs_errf(eb, CS_ENOMEM, "out of memory");
+        v = json_loadb(b2, n2, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+        free(b2);
     }
     if (v == NULL)
         return cs_errf(eb, CS_EINVAL, "malformed JSON at line %d column %d: %s",

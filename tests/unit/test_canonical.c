@@ -289,6 +289,58 @@ test_strings(void)
     json_decref(v);
 }
 
+/* cs_json_parse, canonical, parse again, canonical: the same text. */
+static void
+check_fixed_point(const char *text, const char *want)
+{
+    json_t *v = NULL, *v2 = NULL;
+    char *c1 = NULL, *c2 = NULL;
+    size_t n1 = 0, n2 = 0;
+    if (!CS_CHECK(cs_json_parse(text, strlen(text), &v, NULL) == CS_OK))
+        return;
+    c1 = cs_json_canonical(v, &n1);
+    CS_CHECK_STR_EQ(c1, want);
+    if (CS_CHECK(c1 != NULL && cs_json_parse(c1, n1, &v2, NULL) == CS_OK))
+        c2 = cs_json_canonical(v2, &n2);
+    CS_CHECK_STR_EQ(c2, want);
+    free(c1);
+    free(c2);
+    json_decref(v);
+    json_decref(v2);
+}
+
+/* An integer literal beyond int64 is read as a real, and only that one:
+ * the other integers of the document stay exact (found by
+ * fuzz_request_bodies: a real >= 2^63 is printed without exponent, and
+ * reading the canonical text back turned the document's other integers
+ * into reals, so canonical(parse(canonical(x))) != canonical(x)). */
+static void
+test_big_integer_literals(void)
+{
+    json_t *v = NULL;
+    const char *crash = "{\"content\": 1.53e+20, \"ban\": 7777777777777777730, "
+                        "\"base_v\": null}";
+    check_fixed_point(crash, "{\"ban\":7777777777777777730,\"base_v\":null,"
+                             "\"content\":153000000000000000000}");
+    check_fixed_point("[9223372036854775808, 1, -9223372036854775809, 2]",
+                      "[9223372036854776000,1,-9223372036854776000,2]");
+    check_fixed_point("{\"s\": \"99999999999999999999 \\\" 1e400\", \"n\": "
+                      "123456789012345678901234, \"e\": 1e5, \"k\": 5}",
+                      "{\"e\":100000,\"k\":5,\"n\":1.2345678901234569e+23,"
+                      "\"s\":\"99999999999999999999 \\\" 1e400\"}");
+    if (CS_CHECK(cs_json_parse(crash, strlen(crash), &v, NULL) == CS_OK)) {
+        CS_CHECK(json_is_integer(json_object_get(v, "ban")));
+        CS_CHECK(json_is_real(json_object_get(v, "content")));
+    }
+    json_decref(v);
+    v = NULL;
+    /* still malformed when something else is wrong */
+    CS_CHECK(cs_json_parse("[99999999999999999999, x]", 25, &v, NULL) != CS_OK);
+    CS_CHECK(cs_json_parse("[1e99999999999999999999]", 24, &v, NULL) != CS_OK ||
+             json_is_real(json_array_get(v, 0)));
+    json_decref(v);
+}
+
 static void
 test_integers_literals(void)
 {
@@ -836,6 +888,7 @@ main(void)
     test_sorting();
     test_strings();
     test_integers_literals();
+    test_big_integer_literals();
     test_depth();
     test_random_doubles();
     test_python_cross_check();
