@@ -497,13 +497,8 @@ cs_store_new_epoch(const char *data_dir, int64_t seq_floor,
     snprintf(out->old_epoch, sizeof(out->old_epoch), "%s", sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
     st = NULL;
-    /* The highest seq this database ever gave out (sqlite_sequence keeps
-     * it even past deleted rows; the seq floor of an earlier new-epoch
-     * lives there too). */
-    if (query_int(db, "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence"
-                      " WHERE name = 'change_events'), 0),"
-                      " (SELECT COALESCE(MAX(seq), 0) FROM change_events))",
-                  &given, eb) != SQLITE_OK) {
+    /* the seq floor of an earlier new-epoch counts too */
+    if (query_int(db, CS_SQL_LAST_SEQ, &given, eb) != SQLITE_OK) {
         rv = CS_EDB;
         goto rollback;
     }

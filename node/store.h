@@ -40,6 +40,14 @@ typedef struct cs_store_opts {
 cs_err cs_store_init(const char *data_dir, const char *node_id,
                      const char *region, cs_errbuf *eb);
 
+/* The highest change-feed seq this database ever gave out: sqlite_sequence
+ * keeps it past deleted rows, and new-epoch moves it to a seq floor (so the
+ * next local seq is this + 1). One text for the writer and new-epoch. */
+#define CS_SQL_LAST_SEQ                                                    \
+    "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence"                 \
+    " WHERE name = 'change_events'), 0),"                                  \
+    " (SELECT COALESCE(MAX(seq), 0) FROM change_events))"
+
 /* What new-epoch did (see cs_store_new_epoch). */
 typedef struct cs_epoch_change {
     char old_epoch[33], new_epoch[33];

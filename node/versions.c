@@ -880,9 +880,7 @@ static cs_err
 next_seq(sqlite3 *db, int64_t *seq, cs_errbuf *eb)
 {
     sqlite3_stmt *st =
-        cs_stmt(db, "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence"
-                    " WHERE name = 'change_events'), 0),"
-                    " (SELECT COALESCE(MAX(seq), 0) FROM change_events)) + 1");
+        cs_stmt(db, CS_SQL_LAST_SEQ " + 1");
     int rc;
 
     if (st == NULL)
