@@ -267,7 +267,7 @@ cmd_new_epoch(int argc, char **argv)
     int64_t floor = 0;
     cs_epoch_change ch;
     cs_errbuf eb = {{0}};
-    char node_id[128], *end = NULL;
+    char node_id[128], lost[48] = "null", *end = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -320,16 +320,12 @@ cmd_new_epoch(int argc, char **argv)
         return 1;
     }
     if (ch.lost_to > 0)
-        printf("{\"old_epoch\":\"%s\",\"epoch\":\"%s\",\"restored_seq\":%lld,"
-               "\"next_seq\":%lld,\"lost_seqs\":[%lld,%lld]}\n",
-               ch.old_epoch, ch.new_epoch, (long long)ch.restored_seq,
-               (long long)ch.next_seq, (long long)ch.lost_from,
-               (long long)ch.lost_to);
-    else
-        printf("{\"old_epoch\":\"%s\",\"epoch\":\"%s\",\"restored_seq\":%lld,"
-               "\"next_seq\":%lld,\"lost_seqs\":null}\n",
-               ch.old_epoch, ch.new_epoch, (long long)ch.restored_seq,
-               (long long)ch.next_seq);
+        snprintf(lost, sizeof(lost), "[%lld,%lld]", (long long)ch.lost_from,
+                 (long long)ch.lost_to);
+    printf("{\"old_epoch\":\"%s\",\"epoch\":\"%s\",\"restored_seq\":%lld,"
+           "\"next_seq\":%lld,\"lost_seqs\":%s}\n",
+           ch.old_epoch, ch.new_epoch, (long long)ch.restored_seq,
+           (long long)ch.next_seq, lost);
     return 0;
 }
 

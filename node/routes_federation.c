@@ -108,41 +108,33 @@ static void
 h_origin_get(cs_req *r)
 {
     const char *origin = cs_req_param(r, 0);
-    sqlite3 *db = cs_req_db(r);
     sqlite3_stmt *st;
-    int64_t applied = 0, pending = 0, n = 0;
 
     if (!may_federate(r))
         return;
-    st = cs_stmt(db, "SELECT COALESCE(MAX(origin_seq), 0), COUNT(*) FROM"
-                     " artifact_versions WHERE origin_node = ?1");
-    if (st == NULL)
-        goto fail;
+    st = cs_stmt(cs_req_db(r),
+                 "SELECT MAX((SELECT COALESCE(MAX(origin_seq), 0) FROM"
+                 "  artifact_versions WHERE origin_node = ?1),"
+                 " (SELECT COALESCE(MAX(json_extract(event, '$.origin.seq')), 0)"
+                 "  FROM fed_pending WHERE"
+                 "  json_extract(event, '$.origin.node_id') = ?1)),"
+                 " (SELECT COUNT(*) FROM artifact_versions WHERE"
+                 "  origin_node = ?1)");
+    if (st == NULL) {
+        cs_res_error(r, 500, "internal", "database error");
+        return;
+    }
     sqlite3_bind_text(st, 1, origin, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_ROW)
-        goto fail;
-    applied = sqlite3_column_int64(st, 0);
-    n = sqlite3_column_int64(st, 1);
-    sqlite3_reset(st);
-    st = cs_stmt(db, "SELECT COALESCE(MAX(json_extract(event, '$.origin.seq')),"
-                     " 0) FROM fed_pending WHERE"
-                     " json_extract(event, '$.origin.node_id') = ?1");
-    if (st == NULL)
-        goto fail;
-    sqlite3_bind_text(st, 1, origin, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_ROW)
-        goto fail;
-    pending = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        sqlite3_reset(st);
+        cs_res_error(r, 500, "internal", "database error");
+        return;
+    }
     cs_res_json(r, 200,
                 json_pack("{s:s,s:I,s:I}", "node_id", origin, "max_seq",
-                          (json_int_t)(pending > applied ? pending : applied),
-                          "versions", (json_int_t)n));
-    return;
-fail:
-    if (st != NULL)
-        sqlite3_reset(st);
-    cs_res_error(r, 500, "internal", "database error");
+                          (json_int_t)sqlite3_column_int64(st, 0), "versions",
+                          (json_int_t)sqlite3_column_int64(st, 1)));
+    sqlite3_reset(st);
 }
 
 static void
