@@ -178,13 +178,13 @@ token_char(unsigned char c)
 }
 
 cs_err
-cs_auth_token(sqlite3 *db, const char *authorization_header, cs_actor *out)
+cs_auth_token(cs_db *db, const char *authorization_header, cs_actor *out)
 {
     char hash[CS_SHA256_HEX_LEN + 1];
     char actor_id[129];
     const char *p = authorization_header;
     const unsigned char *stored;
-    sqlite3_stmt *st = NULL;
+    cs_dbst *st = NULL;
     size_t n = 0;
     cs_err rv = CS_ENOTFOUND;
     int rc;
@@ -216,39 +216,39 @@ cs_auth_token(sqlite3 *db, const char *authorization_header, cs_actor *out)
         rv = CS_EDB;
         goto out;
     }
-    sqlite3_bind_text(st, 1, hash, CS_SHA256_HEX_LEN, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE)
+    cs_db_bind_text(st, 1, hash, CS_SHA256_HEX_LEN, CS_DB_STATIC);
+    rc = cs_db_step(st);
+    if (rc == CS_DB_DONE)
         goto out;
-    if (rc != SQLITE_ROW) {
+    if (rc != CS_DB_ROW) {
         rv = CS_EDB;
         goto out;
     }
-    stored = sqlite3_column_text(st, 0);
-    if (stored == NULL || sqlite3_column_bytes(st, 0) != CS_SHA256_HEX_LEN ||
+    stored = cs_db_column_text(st, 0);
+    if (stored == NULL || cs_db_column_bytes(st, 0) != CS_SHA256_HEX_LEN ||
         !cs_ct_equal(stored, hash, CS_SHA256_HEX_LEN))
         goto out;
-    if (sqlite3_column_bytes(st, 1) <= 0 ||
-        (size_t)sqlite3_column_bytes(st, 1) >= sizeof(actor_id))
+    if (cs_db_column_bytes(st, 1) <= 0 ||
+        (size_t)cs_db_column_bytes(st, 1) >= sizeof(actor_id))
         goto out;
-    memcpy(actor_id, sqlite3_column_text(st, 1),
-           (size_t)sqlite3_column_bytes(st, 1) + 1);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+    memcpy(actor_id, cs_db_column_text(st, 1),
+           (size_t)cs_db_column_bytes(st, 1) + 1);
+    cs_db_reset(st);
+    cs_db_clear_bindings(st);
     st = NULL;
     rv = cs_actor_load(db, actor_id, out);
     if (rv != CS_OK && rv != CS_EDB)
         rv = CS_ENOTFOUND;
 out:
     if (st != NULL) {
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
+        cs_db_reset(st);
+        cs_db_clear_bindings(st);
     }
     return rv;
 }
 
 cs_err
-cs_auth_header(sqlite3 *db, const char *x_actor_id, cs_actor *out)
+cs_auth_header(cs_db *db, const char *x_actor_id, cs_actor *out)
 {
     cs_err rv;
 
@@ -264,24 +264,24 @@ cs_auth_header(sqlite3 *db, const char *x_actor_id, cs_actor *out)
 
 /* CS_OK when the actor exists, CS_ENOTFOUND when not. */
 static cs_err
-actor_exists(sqlite3 *db, const char *actor_id, cs_errbuf *eb)
+actor_exists(cs_db *db, const char *actor_id, cs_errbuf *eb)
 {
-    sqlite3_stmt *st = cs_stmt(db, "SELECT 1 FROM actors WHERE actor_id = ?1");
+    cs_dbst *st = cs_stmt(db, "SELECT 1 FROM actors WHERE actor_id = ?1");
     cs_err rv;
     int rc;
 
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    sqlite3_bind_text(st, 1, actor_id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    cs_db_bind_text(st, 1, actor_id, -1, CS_DB_STATIC);
+    rc = cs_db_step(st);
+    if (rc == CS_DB_ROW)
         rv = CS_OK;
-    else if (rc == SQLITE_DONE)
+    else if (rc == CS_DB_DONE)
         rv = cs_errf(eb, CS_ENOTFOUND, "actor '%s' not found", actor_id);
     else
         rv = cs_db_err(db, rc, eb);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+    cs_db_reset(st);
+    cs_db_clear_bindings(st);
     return rv;
 }
 
@@ -290,9 +290,9 @@ cs_actor_create_tx(cs_tx *tx, const char *actor_id, const char *type,
                    const char *name, const char *agent_class,
                    const char *region, cs_errbuf *eb)
 {
-    sqlite3 *db = cs_tx_db(tx);
+    cs_db *db = cs_tx_db(tx);
     char now[CS_TIME_LEN];
-    sqlite3_stmt *st = NULL;
+    cs_dbst *st = NULL;
     cs_err rv;
     int rc;
 
@@ -316,23 +316,23 @@ cs_actor_create_tx(cs_tx *tx, const char *actor_id, const char *type,
                      " agent_class, region, created_at)"
                      " VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
     if (st == NULL) {
-        rv = cs_db_err(db, SQLITE_ERROR, eb);
+        rv = cs_db_err(db, CS_DB_ERROR, eb);
         goto out;
     }
-    sqlite3_bind_text(st, 1, actor_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+    cs_db_bind_text(st, 1, actor_id, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 2, type, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 3, name, -1, CS_DB_STATIC);
     if (is_set(agent_class))
-        sqlite3_bind_text(st, 4, agent_class, -1, SQLITE_STATIC);
+        cs_db_bind_text(st, 4, agent_class, -1, CS_DB_STATIC);
     if (is_set(region))
-        sqlite3_bind_text(st, 5, region, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, now, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    rv = rc == SQLITE_DONE ? CS_OK : cs_db_err(db, rc, eb);
+        cs_db_bind_text(st, 5, region, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 6, now, -1, CS_DB_STATIC);
+    rc = cs_db_step(st);
+    rv = rc == CS_DB_DONE ? CS_OK : cs_db_err(db, rc, eb);
 out:
     if (st != NULL) {
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
+        cs_db_reset(st);
+        cs_db_clear_bindings(st);
     }
     return rv;
 }
@@ -341,13 +341,13 @@ cs_err
 cs_token_issue(cs_tx *tx, const char *actor_id, char token_id[40],
                char token[44], cs_errbuf *eb)
 {
-    sqlite3 *db = cs_tx_db(tx);
+    cs_db *db = cs_tx_db(tx);
     char hash[CS_SHA256_HEX_LEN + 1];
     char rnd[17];
     char id[40];
     char secret[44];
     char now[CS_TIME_LEN];
-    sqlite3_stmt *st = NULL;
+    cs_dbst *st = NULL;
     cs_err rv;
     int rc;
 
@@ -366,15 +366,15 @@ cs_token_issue(cs_tx *tx, const char *actor_id, char token_id[40],
     st = cs_stmt(db, "INSERT INTO tokens(token_id, actor_id, token_hash,"
                      " created_at) VALUES(?1, ?2, ?3, ?4)");
     if (st == NULL) {
-        rv = cs_db_err(db, SQLITE_ERROR, eb);
+        rv = cs_db_err(db, CS_DB_ERROR, eb);
         goto out;
     }
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, actor_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, hash, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, now, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE) {
+    cs_db_bind_text(st, 1, id, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 2, actor_id, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 3, hash, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 4, now, -1, CS_DB_STATIC);
+    rc = cs_db_step(st);
+    if (rc != CS_DB_DONE) {
         rv = cs_db_err(db, rc, eb);
         goto out;
     }
@@ -382,8 +382,8 @@ cs_token_issue(cs_tx *tx, const char *actor_id, char token_id[40],
     memcpy(token, secret, sizeof(secret));
 out:
     if (st != NULL) {
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
+        cs_db_reset(st);
+        cs_db_clear_bindings(st);
     }
     /* the secret leaves this frame only through `token` */
     memset(secret, 0, sizeof(secret));
@@ -395,13 +395,13 @@ cs_grant_create_tx(cs_tx *tx, const char *actor_id, const char *agent_class,
                    const char *pattern, unsigned ops, const char *granted_by,
                    char id_out[40], cs_errbuf *eb)
 {
-    sqlite3 *db = cs_tx_db(tx);
+    cs_db *db = cs_tx_db(tx);
     char rnd[17];
     char id[40];
     char now[CS_TIME_LEN];
     char *ops_text = NULL;
     json_t *ops_arr = NULL;
-    sqlite3_stmt *st = NULL;
+    cs_dbst *st = NULL;
     cs_err rv = CS_OK;
     int rc;
 
@@ -455,20 +455,20 @@ cs_grant_create_tx(cs_tx *tx, const char *actor_id, const char *agent_class,
                      " artifact_pattern, operations, granted_by, created_at)"
                      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)");
     if (st == NULL) {
-        rv = cs_db_err(db, SQLITE_ERROR, eb);
+        rv = cs_db_err(db, CS_DB_ERROR, eb);
         goto out;
     }
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    cs_db_bind_text(st, 1, id, -1, CS_DB_STATIC);
     if (is_set(actor_id))
-        sqlite3_bind_text(st, 2, actor_id, -1, SQLITE_STATIC);
+        cs_db_bind_text(st, 2, actor_id, -1, CS_DB_STATIC);
     else
-        sqlite3_bind_text(st, 3, agent_class, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, pattern, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, ops_text, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, granted_by, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 7, now, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE) {
+        cs_db_bind_text(st, 3, agent_class, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 4, pattern, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 5, ops_text, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 6, granted_by, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 7, now, -1, CS_DB_STATIC);
+    rc = cs_db_step(st);
+    if (rc != CS_DB_DONE) {
         rv = cs_db_err(db, rc, eb);
         goto out;
     }
@@ -476,8 +476,8 @@ cs_grant_create_tx(cs_tx *tx, const char *actor_id, const char *agent_class,
     memcpy(id_out, id, sizeof(id));
 out:
     if (st != NULL) {
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
+        cs_db_reset(st);
+        cs_db_clear_bindings(st);
     }
     free(ops_text);
     json_decref(ops_arr);

@@ -13,7 +13,7 @@
 #define CS_AUTH_H
 
 #include <jansson.h>
-#include <sqlite3.h>
+#include "db.h"
 
 #include "cs_err.h"
 #include "http.h"
@@ -27,12 +27,12 @@
 /* Authenticates "Authorization: Bearer <token>" (scheme case-insensitive).
  * Fills *out with the token's actor. CS_ENOTFOUND when the header is
  * missing, malformed or names no token; CS_EDB on a database failure. */
-cs_err cs_auth_token(sqlite3 *db, const char *authorization_header,
+cs_err cs_auth_token(cs_db *db, const char *authorization_header,
                      cs_actor *out);
 
 /* Header mode: X-Actor-Id names an existing actor. CS_ENOTFOUND when the
  * header is missing or the actor unknown; CS_EDB on a database failure. */
-cs_err cs_auth_header(sqlite3 *db, const char *x_actor_id, cs_actor *out);
+cs_err cs_auth_header(cs_db *db, const char *x_actor_id, cs_actor *out);
 
 /* ---- validation (pure) ---- */
 

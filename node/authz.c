@@ -46,7 +46,7 @@ struct cs_authz {
     cs_store *store;
     pthread_rwlock_t lock;      /* guards grants, ngrants, gen, state */
     pthread_mutex_t reload_mu;  /* one reloader at a time; guards db */
-    sqlite3 *db;                /* private read connection for reloads */
+    cs_db *db;                /* private read connection for reloads */
     authz_grant *grants;
     size_t ngrants;
     uint64_t gen;               /* store generation the snapshot reflects */
@@ -108,9 +108,9 @@ copy_str(char *dst, size_t size, const unsigned char *src)
 
 /* Reads every grant from db into a new array (*out, *n). */
 static cs_err
-load_grants(sqlite3 *db, authz_grant **out, size_t *n)
+load_grants(cs_db *db, authz_grant **out, size_t *n)
 {
-    sqlite3_stmt *st = NULL;
+    cs_dbst *st = NULL;
     authz_grant *arr = NULL;
     size_t len = 0;
     size_t cap = 0;
@@ -120,16 +120,16 @@ load_grants(sqlite3 *db, authz_grant **out, size_t *n)
     /* Prepared per reload (rare) rather than cached with cs_stmt(): the
      * statement cache is per thread, and any worker may be the reloader of
      * this shared connection. */
-    if (sqlite3_prepare_v2(db, "SELECT id, actor_id, agent_class,"
-                               " artifact_pattern, operations"
-                               " FROM permissions ORDER BY created_at, id",
-                           -1, &st, NULL) != SQLITE_OK) {
+    if (cs_db_prepare(db, "SELECT id, actor_id, agent_class,"
+                          " artifact_pattern, operations"
+                          " FROM permissions ORDER BY created_at, id",
+                      &st) != CS_DB_OK) {
         cs_log(CS_LOG_ERROR, "AUTHZ-LOAD", "preparing the grants query "
-               "failed: %s", sqlite3_errmsg(db));
+               "failed: %s", cs_db_errmsg(db));
         rv = CS_EDB;
         goto out;
     }
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = cs_db_step(st)) == CS_DB_ROW) {
         authz_grant *g;
         if (len == cap) {
             size_t ncap = cap == 0 ? 16 : cap * 2;
@@ -142,31 +142,31 @@ load_grants(sqlite3 *db, authz_grant **out, size_t *n)
             cap = ncap;
         }
         g = &arr[len];
-        if (!copy_str(g->id, sizeof(g->id), sqlite3_column_text(st, 0)) ||
+        if (!copy_str(g->id, sizeof(g->id), cs_db_column_text(st, 0)) ||
             !copy_str(g->actor_id, sizeof(g->actor_id),
-                      sqlite3_column_text(st, 1)) ||
+                      cs_db_column_text(st, 1)) ||
             !copy_str(g->agent_class, sizeof(g->agent_class),
-                      sqlite3_column_text(st, 2)) ||
+                      cs_db_column_text(st, 2)) ||
             !copy_str(g->pattern, sizeof(g->pattern),
-                      sqlite3_column_text(st, 3))) {
+                      cs_db_column_text(st, 3))) {
             cs_log(CS_LOG_WARN, "AUTHZ-SKIP",
                    "grant with an oversized field ignored");
             continue;
         }
-        g->ops = cs_ops_from_text((const char *)sqlite3_column_text(st, 4));
+        g->ops = cs_ops_from_text((const char *)cs_db_column_text(st, 4));
         if (g->ops == 0 ||
             (g->actor_id[0] == '\0') == (g->agent_class[0] == '\0'))
             continue; /* grants nothing / names nobody */
         len++;
     }
-    if (rc != SQLITE_DONE) {
+    if (rc != CS_DB_DONE) {
         cs_log(CS_LOG_ERROR, "AUTHZ-LOAD", "loading grants failed: %s",
-               sqlite3_errmsg(db));
+               cs_db_errmsg(db));
         rv = CS_EDB;
         goto out;
     }
 out:
-    sqlite3_finalize(st);
+    cs_db_finalize(st);
     if (rv != CS_OK) {
         free(arr);
         return rv;
@@ -186,7 +186,7 @@ snapshot_fresh(const cs_authz *a)
 /* Brings the snapshot up to date (double-checked: only one thread loads).
  * On failure the snapshot is marked failed and every check denies. */
 static void
-reload(cs_authz *a, sqlite3 *db)
+reload(cs_authz *a, cs_db *db)
 {
     authz_grant *fresh = NULL;
     authz_grant *old = NULL;
@@ -288,7 +288,7 @@ grant_holds(const authz_grant *g, unsigned op)
 /* Takes the read lock on a fresh snapshot (reloading first when stale).
  * Returns false (lock not held) when no usable snapshot exists. */
 static bool
-lock_snapshot(cs_authz *a, sqlite3 *db)
+lock_snapshot(cs_authz *a, cs_db *db)
 {
     pthread_rwlock_rdlock(&a->lock);
     if (snapshot_fresh(a))
@@ -305,7 +305,7 @@ lock_snapshot(cs_authz *a, sqlite3 *db)
 }
 
 bool
-cs_authz_check(cs_authz *a, sqlite3 *db, const cs_actor *actor,
+cs_authz_check(cs_authz *a, cs_db *db, const cs_actor *actor,
                const char *uri, unsigned op, char *matched_grant)
 {
     bool allowed = false;
@@ -329,7 +329,7 @@ cs_authz_check(cs_authz *a, sqlite3 *db, const cs_actor *actor,
 }
 
 bool
-cs_authz_check_pattern(cs_authz *a, sqlite3 *db, const cs_actor *actor,
+cs_authz_check_pattern(cs_authz *a, cs_db *db, const cs_actor *actor,
                        const char *pattern, unsigned op)
 {
     bool allowed = false;
@@ -353,9 +353,9 @@ cs_authz_check_pattern(cs_authz *a, sqlite3 *db, const cs_actor *actor,
 /* ---- actors ---- */
 
 cs_err
-cs_actor_load(sqlite3 *db, const char *actor_id, cs_actor *out)
+cs_actor_load(cs_db *db, const char *actor_id, cs_actor *out)
 {
-    sqlite3_stmt *st;
+    cs_dbst *st;
     cs_actor tmp;
     cs_err rv = CS_OK;
     int rc;
@@ -367,30 +367,30 @@ cs_actor_load(sqlite3 *db, const char *actor_id, cs_actor *out)
                      " FROM actors WHERE actor_id = ?1");
     if (st == NULL)
         return CS_EDB;
-    sqlite3_bind_text(st, 1, actor_id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) {
+    cs_db_bind_text(st, 1, actor_id, -1, CS_DB_STATIC);
+    rc = cs_db_step(st);
+    if (rc == CS_DB_DONE) {
         rv = CS_ENOTFOUND;
         goto out;
     }
-    if (rc != SQLITE_ROW) {
+    if (rc != CS_DB_ROW) {
         rv = CS_EDB;
         goto out;
     }
     memset(&tmp, 0, sizeof(tmp));
     if (!copy_str(tmp.actor_id, sizeof(tmp.actor_id),
-                  sqlite3_column_text(st, 0)) ||
+                  cs_db_column_text(st, 0)) ||
         !copy_str(tmp.actor_type, sizeof(tmp.actor_type),
-                  sqlite3_column_text(st, 1)) ||
+                  cs_db_column_text(st, 1)) ||
         !copy_str(tmp.agent_class, sizeof(tmp.agent_class),
-                  sqlite3_column_text(st, 2)) ||
-        !copy_str(tmp.region, sizeof(tmp.region), sqlite3_column_text(st, 3))) {
+                  cs_db_column_text(st, 2)) ||
+        !copy_str(tmp.region, sizeof(tmp.region), cs_db_column_text(st, 3))) {
         rv = CS_EINVAL; /* a row no API could have written */
         goto out;
     }
     *out = tmp;
 out:
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+    cs_db_reset(st);
+    cs_db_clear_bindings(st);
     return rv;
 }

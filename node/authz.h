@@ -9,7 +9,7 @@
 #ifndef CS_AUTHZ_H
 #define CS_AUTHZ_H
 
-#include <sqlite3.h>
+#include "db.h"
 #include <stdbool.h>
 
 #include "cs_err.h"
@@ -40,15 +40,15 @@ void cs_authz_free(cs_authz *a);
  * load stale grants under a new generation). When allowed and
  * matched_grant is not NULL, the matching grant's id is copied there
  * (size >= 64). */
-bool cs_authz_check(cs_authz *a, sqlite3 *db, const cs_actor *actor,
+bool cs_authz_check(cs_authz *a, cs_db *db, const cs_actor *actor,
                     const char *uri, unsigned op, char *matched_grant);
 
 /* True when the actor holds op (or admin) through a grant whose pattern
  * covers `pattern` (same or wider; see cs_pattern_covers). */
-bool cs_authz_check_pattern(cs_authz *a, sqlite3 *db, const cs_actor *actor,
+bool cs_authz_check_pattern(cs_authz *a, cs_db *db, const cs_actor *actor,
                             const char *pattern, unsigned op);
 
 /* Looks up an actor by id on db. CS_ENOTFOUND when unknown. */
-cs_err cs_actor_load(sqlite3 *db, const char *actor_id, cs_actor *out);
+cs_err cs_actor_load(cs_db *db, const char *actor_id, cs_actor *out);
 
 #endif

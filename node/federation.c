@@ -11,12 +11,12 @@
 #include "versions.h"
 
 cs_err
-cs_fed_event(cs_store *s, sqlite3 *db, int64_t seq, const char *body,
+cs_fed_event(cs_store *s, cs_db *db, int64_t seq, const char *body,
              bool full, const cs_fed_view *view, size_t *payload_bytes,
              json_t **out, cs_errbuf *eb)
 {
     json_t *ev = NULL;
-    sqlite3_stmt *st;
+    cs_dbst *st;
     cs_err rv;
     const char *uri, *vid;
 
@@ -38,17 +38,17 @@ cs_fed_event(cs_store *s, sqlite3 *db, int64_t seq, const char *body,
                      " WHERE v.version_id = ?1");
     if (st == NULL) {
         json_decref(ev);
-        return cs_db_err(db, SQLITE_ERROR, eb);
+        return cs_db_err(db, CS_DB_ERROR, eb);
     }
-    sqlite3_bind_text(st, 1, vid, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(st, 0);
-        const char *ps = (const char *)sqlite3_column_text(st, 1);
+    cs_db_bind_text(st, 1, vid, -1, CS_DB_STATIC);
+    if (cs_db_step(st) == CS_DB_ROW) {
+        const char *name = (const char *)cs_db_column_text(st, 0);
+        const char *ps = (const char *)cs_db_column_text(st, 1);
         json_object_set_new(ev, "name", name ? json_string(name) : json_null());
         if (ps != NULL)
             json_object_set_new(ev, "payload_state", json_string(ps));
     }
-    sqlite3_reset(st);
+    cs_db_reset(st);
     /* residency: home_region per the matching rule; withhold a home-only
      * payload from a caller of another region */
     if (view != NULL && view->policy != NULL) {

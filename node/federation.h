@@ -5,7 +5,7 @@
 #define CS_FEDERATION_H
 
 #include <jansson.h>
-#include <sqlite3.h>
+#include "db.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,7 +33,7 @@ typedef struct cs_fed_view {
  * the caller's region may not hold is withheld (payload_state "withheld",
  * no payload). *payload_bytes (may be NULL) gets the payload size that was
  * inlined (0 if none). New reference in *out. */
-cs_err cs_fed_event(cs_store *s, sqlite3 *db, int64_t seq, const char *body,
+cs_err cs_fed_event(cs_store *s, cs_db *db, int64_t seq, const char *body,
                     bool full, const cs_fed_view *view,
                     size_t *payload_bytes, json_t **out, cs_errbuf *eb);
 

@@ -28,11 +28,11 @@
 /* ---- automatic policies ---- */
 
 static cs_err
-step(sqlite3 *db, sqlite3_stmt *st, cs_errbuf *eb)
+step(cs_db *db, cs_dbst *st, cs_errbuf *eb)
 {
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return (rc == SQLITE_DONE || rc == SQLITE_ROW) ? CS_OK
+    int rc = cs_db_step(st);
+    cs_db_reset(st);
+    return (rc == CS_DB_DONE || rc == CS_DB_ROW) ? CS_OK
                                                    : cs_db_err(db, rc, eb);
 }
 
@@ -110,9 +110,9 @@ static cs_err
 apply_policy(cs_tx *tx, const policy *p, const char *fork_id,
              const char *uri, const char *parent_id, cs_errbuf *eb)
 {
-    sqlite3 *db = cs_tx_db(tx);
+    cs_db *db = cs_tx_db(tx);
     cs_store *s = cs_tx_store(tx);
-    sqlite3_stmt *st;
+    cs_dbst *st;
     cs_fork_tip tips[32];
     char ids[32][CS_VERSION_ID_LEN + 1], ats[32][CS_TIME_LEN + 8];
     char regs[32][65], nodes[32][129];
@@ -123,9 +123,9 @@ apply_policy(cs_tx *tx, const policy *p, const char *fork_id,
 
     st = cs_stmt(db, "UPDATE forks SET policy = ?2 WHERE fork_id = ?1");
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    sqlite3_bind_text(st, 1, fork_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, p->name, -1, SQLITE_STATIC);
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    cs_db_bind_text(st, 1, fork_id, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 2, p->name, -1, CS_DB_STATIC);
     if (step(db, st, eb) != CS_OK)
         return CS_EDB;
     if (p->kind == CS_FORK_MANUAL)
@@ -136,23 +136,23 @@ apply_policy(cs_tx *tx, const policy *p, const char *fork_id,
                      " WHERE v.uri = ?1 AND v.parent_id IS ?2 AND"
                      " v.has_child = 0 ORDER BY v.version_id");
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    cs_db_bind_text(st, 1, uri, -1, CS_DB_STATIC);
     if (parent_id != NULL)
-        sqlite3_bind_text(st, 2, parent_id, -1, SQLITE_STATIC);
-    while (n < 32 && sqlite3_step(st) == SQLITE_ROW) {
-        snprintf(ids[n], sizeof(ids[n]), "%s", sqlite3_column_text(st, 0));
-        snprintf(ats[n], sizeof(ats[n]), "%s", sqlite3_column_text(st, 3));
-        snprintf(regs[n], sizeof(regs[n]), "%s", sqlite3_column_text(st, 4));
-        snprintf(nodes[n], sizeof(nodes[n]), "%s", sqlite3_column_text(st, 5));
+        cs_db_bind_text(st, 2, parent_id, -1, CS_DB_STATIC);
+    while (n < 32 && cs_db_step(st) == CS_DB_ROW) {
+        snprintf(ids[n], sizeof(ids[n]), "%s", cs_db_column_text(st, 0));
+        snprintf(ats[n], sizeof(ats[n]), "%s", cs_db_column_text(st, 3));
+        snprintf(regs[n], sizeof(regs[n]), "%s", cs_db_column_text(st, 4));
+        snprintf(nodes[n], sizeof(nodes[n]), "%s", cs_db_column_text(st, 5));
         tips[n].version_id = ids[n];
-        tips[n].version = sqlite3_column_int64(st, 1);
-        tips[n].deleted = sqlite3_column_int(st, 2) != 0;
+        tips[n].version = cs_db_column_int64(st, 1);
+        tips[n].deleted = cs_db_column_int(st, 2) != 0;
         tips[n].created_at = ats[n];
         tips[n].origin_region = regs[n];
         n++;
     }
-    sqlite3_reset(st);
+    cs_db_reset(st);
     if (n < 2)
         return CS_OK;
     k = cs_fork_policy_choose(p->kind, p->regions, tips, n);
@@ -178,8 +178,8 @@ cs_forks_after_apply(cs_tx *tx, const char *uri, const cs_uri_parts *parts,
                      bool has_siblings, const char *author_id,
                      const char *detected_by, cs_errbuf *eb)
 {
-    sqlite3 *db = cs_tx_db(tx);
-    sqlite3_stmt *st;
+    cs_db *db = cs_tx_db(tx);
+    cs_dbst *st;
     char now[CS_TIME_LEN];
     char fid[CS_FORK_ID_LEN + 1];
     bool any_open = false;
@@ -196,18 +196,18 @@ cs_forks_after_apply(cs_tx *tx, const char *uri, const cs_uri_parts *parts,
                          " resolved_by = NULL, resolution_version_id = NULL,"
                          " resolved_at = NULL WHERE forks.status = 'resolved'");
         if (st == NULL)
-            return cs_db_err(db, SQLITE_ERROR, eb);
-        sqlite3_bind_text(st, 1, fid, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, uri, -1, SQLITE_STATIC);
+            return cs_db_err(db, CS_DB_ERROR, eb);
+        cs_db_bind_text(st, 1, fid, -1, CS_DB_STATIC);
+        cs_db_bind_text(st, 2, uri, -1, CS_DB_STATIC);
         if (parent_id != NULL)
-            sqlite3_bind_text(st, 3, parent_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, parts->org, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, parts->domain, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 6, now, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 7, detected_by, -1, SQLITE_STATIC);
+            cs_db_bind_text(st, 3, parent_id, -1, CS_DB_STATIC);
+        cs_db_bind_text(st, 4, parts->org, -1, CS_DB_STATIC);
+        cs_db_bind_text(st, 5, parts->domain, -1, CS_DB_STATIC);
+        cs_db_bind_text(st, 6, now, -1, CS_DB_STATIC);
+        cs_db_bind_text(st, 7, detected_by, -1, CS_DB_STATIC);
         if ((rv = step(db, st, eb)) != CS_OK)
             return rv;
-        if (sqlite3_changes(db) > 0)
+        if (cs_db_changes(db) > 0)
             cs_log(CS_LOG_NOTICE, "FORK-OPEN",
                    "fork=%s uri=%s parent=%s branch=%s detected_by=%s", fid,
                    uri, parent_id ? parent_id : "(none)", version_id,
@@ -221,10 +221,10 @@ cs_forks_after_apply(cs_tx *tx, const char *uri, const cs_uri_parts *parts,
     }
     st = cs_stmt(db, "SELECT 1 FROM forks WHERE uri = ?1 LIMIT 1");
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
-    any_open = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_reset(st);
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    cs_db_bind_text(st, 1, uri, -1, CS_DB_STATIC);
+    any_open = cs_db_step(st) == CS_DB_ROW;
+    cs_db_reset(st);
     if (!any_open)
         return CS_OK;
     /* A fork is resolved by the versions whose ancestry covers every one of
@@ -234,7 +234,7 @@ cs_forks_after_apply(cs_tx *tx, const char *uri, const cs_uri_parts *parts,
      * version_id): this version becomes it when the fork is open, or when
      * it ranks below the current resolution. resolved_at is the
      * resolution's own created_at, so every node holds the same record. */
-    st = cs_stmt(
+    st = cs_stmt_pg(
         db,
         "WITH RECURSIVE anc(vid) AS (SELECT ?1"
         " UNION SELECT v.parent_id FROM artifact_versions v JOIN anc"
@@ -256,15 +256,38 @@ cs_forks_after_apply(cs_tx *tx, const char *uri, const cs_uri_parts *parts,
         " AND NOT EXISTS ("
         "  SELECT 1 FROM artifact_versions b WHERE b.uri = forks.uri AND"
         "  b.parent_id IS forks.parent_id AND"
+        "  b.version_id NOT IN (SELECT vid FROM anc))",
+        /* PostgreSQL: one recursive reference (LATERAL over the parent
+         * and the merged_from ids), jsonb for json_each */
+        "WITH RECURSIVE anc(vid) AS (SELECT $1::text"
+        " UNION SELECT p.vid FROM artifact_versions v JOIN anc"
+        "  ON v.version_id = anc.vid CROSS JOIN LATERAL ("
+        "  SELECT v.parent_id AS vid WHERE v.parent_id IS NOT NULL"
+        "  UNION ALL SELECT jsonb_array_elements_text(v.merged_from::jsonb)"
+        "  WHERE v.merged_from IS NOT NULL) p),"
+        " me(version, created_at) AS (SELECT version, created_at FROM"
+        "  artifact_versions WHERE version_id = $1)"
+        " UPDATE forks SET status = 'resolved', resolved_by = $3,"
+        " resolution_version_id = $1,"
+        " resolved_at = (SELECT created_at FROM me)"
+        " WHERE uri = $2 AND (status = 'open' OR EXISTS ("
+        "  SELECT 1 FROM artifact_versions r, me WHERE"
+        "  r.version_id = forks.resolution_version_id AND"
+        "  (me.version < r.version OR (me.version = r.version AND"
+        "   (me.created_at < r.created_at OR (me.created_at = r.created_at"
+        "    AND $1 < r.version_id))))))"
+        " AND NOT EXISTS ("
+        "  SELECT 1 FROM artifact_versions b WHERE b.uri = forks.uri AND"
+        "  b.parent_id IS NOT DISTINCT FROM forks.parent_id AND"
         "  b.version_id NOT IN (SELECT vid FROM anc))");
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    sqlite3_bind_text(st, 1, version_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, uri, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, author_id, -1, SQLITE_STATIC);
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    cs_db_bind_text(st, 1, version_id, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 2, uri, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 3, author_id, -1, CS_DB_STATIC);
     if ((rv = step(db, st, eb)) != CS_OK)
         return rv;
-    if (sqlite3_changes(db) > 0)
+    if (cs_db_changes(db) > 0)
         cs_log(CS_LOG_NOTICE, "FORK-RESOLVED", "uri=%s resolution=%s by=%s",
                uri, version_id, author_id);
     return CS_OK;
@@ -273,39 +296,46 @@ cs_forks_after_apply(cs_tx *tx, const char *uri, const cs_uri_parts *parts,
 /* ---- records ---- */
 
 static void
-set_str(json_t *o, const char *k, sqlite3_stmt *st, int i)
+set_str(json_t *o, const char *k, cs_dbst *st, int i)
 {
-    const unsigned char *t = sqlite3_column_text(st, i);
+    const unsigned char *t = cs_db_column_text(st, i);
     json_object_set_new(o, k, t ? json_string((const char *)t) : json_null());
 }
 
 /* Is anc an ancestor-or-self of vid? */
 static bool
-is_ancestor(sqlite3 *db, const char *anc, const char *vid)
+is_ancestor(cs_db *db, const char *anc, const char *vid)
 {
-    sqlite3_stmt *st = cs_stmt(
+    cs_dbst *st = cs_stmt_pg(
         db, "WITH RECURSIVE a(vid) AS (SELECT ?1"
             " UNION SELECT v.parent_id FROM artifact_versions v JOIN a"
             "  ON v.version_id = a.vid WHERE v.parent_id IS NOT NULL"
             " UNION SELECT j.value FROM artifact_versions v JOIN a"
             "  ON v.version_id = a.vid, json_each(v.merged_from) j"
             "  WHERE v.merged_from IS NOT NULL)"
-            " SELECT 1 FROM a WHERE vid = ?2");
+            " SELECT 1 FROM a WHERE vid = ?2",
+            "WITH RECURSIVE a(vid) AS (SELECT $1::text"
+            " UNION SELECT p.vid FROM artifact_versions v JOIN a"
+            "  ON v.version_id = a.vid CROSS JOIN LATERAL ("
+            "  SELECT v.parent_id AS vid WHERE v.parent_id IS NOT NULL"
+            "  UNION ALL SELECT jsonb_array_elements_text(v.merged_from::jsonb)"
+            "  WHERE v.merged_from IS NOT NULL) p)"
+            " SELECT 1 FROM a WHERE vid = $2");
     bool yes;
     if (st == NULL)
         return false;
-    sqlite3_bind_text(st, 1, vid, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, anc, -1, SQLITE_STATIC);
-    yes = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_reset(st);
+    cs_db_bind_text(st, 1, vid, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 2, anc, -1, CS_DB_STATIC);
+    yes = cs_db_step(st) == CS_DB_ROW;
+    cs_db_reset(st);
     return yes;
 }
 
 /* The fork record of fork_id (NULL when unknown). */
 static json_t *
-fork_record(sqlite3 *db, const char *fork_id)
+fork_record(cs_db *db, const char *fork_id)
 {
-    sqlite3_stmt *st = cs_stmt(
+    cs_dbst *st = cs_stmt(
         db, "SELECT f.fork_id, f.uri, f.parent_id, f.status, f.detected_at,"
             " f.detected_by, f.policy, f.resolved_by,"
             " f.resolution_version_id, f.resolved_at, a.head_version_id"
@@ -318,9 +348,9 @@ fork_record(sqlite3 *db, const char *fork_id)
 
     if (st == NULL)
         return NULL;
-    sqlite3_bind_text(st, 1, fork_id, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_reset(st);
+    cs_db_bind_text(st, 1, fork_id, -1, CS_DB_STATIC);
+    if (cs_db_step(st) != CS_DB_ROW) {
+        cs_db_reset(st);
         return NULL;
     }
     o = json_object();
@@ -334,12 +364,12 @@ fork_record(sqlite3 *db, const char *fork_id)
     set_str(o, "resolved_by", st, 7);
     set_str(o, "resolution_version_id", st, 8);
     set_str(o, "resolved_at", st, 9);
-    snprintf(uri, sizeof(uri), "%s", sqlite3_column_text(st, 1));
-    has_parent = sqlite3_column_type(st, 2) != SQLITE_NULL;
+    snprintf(uri, sizeof(uri), "%s", cs_db_column_text(st, 1));
+    has_parent = cs_db_column_type(st, 2) != CS_DB_NULL;
     if (has_parent)
-        snprintf(parent, sizeof(parent), "%s", sqlite3_column_text(st, 2));
-    snprintf(head, sizeof(head), "%s", sqlite3_column_text(st, 10));
-    sqlite3_reset(st);
+        snprintf(parent, sizeof(parent), "%s", cs_db_column_text(st, 2));
+    snprintf(head, sizeof(head), "%s", cs_db_column_text(st, 10));
+    cs_db_reset(st);
 
     branches = json_array();
     st = cs_stmt(db, "SELECT version_id, version, author_id, origin_node,"
@@ -349,33 +379,33 @@ fork_record(sqlite3 *db, const char *fork_id)
                      " WHERE uri = ?1 AND parent_id IS ?2"
                      " ORDER BY created_at, version_id");
     if (st != NULL) {
-        sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
+        cs_db_bind_text(st, 1, uri, -1, CS_DB_STATIC);
         if (has_parent)
-            sqlite3_bind_text(st, 2, parent, -1, SQLITE_STATIC);
-        while (sqlite3_step(st) == SQLITE_ROW) {
+            cs_db_bind_text(st, 2, parent, -1, CS_DB_STATIC);
+        while (cs_db_step(st) == CS_DB_ROW) {
             json_t *b = json_object();
             set_str(b, "version_id", st, 0);
             json_object_set_new(b, "version",
-                                json_integer(sqlite3_column_int64(st, 1)));
+                                json_integer(cs_db_column_int64(st, 1)));
             set_str(b, "author_id", st, 2);
             json_object_set_new(
                 b, "origin",
                 json_pack("{s:s?,s:s?,s:I}", "node_id",
-                          (const char *)sqlite3_column_text(st, 3), "region",
-                          (const char *)sqlite3_column_text(st, 4), "seq",
-                          (json_int_t)sqlite3_column_int64(st, 5)));
+                          (const char *)cs_db_column_text(st, 3), "region",
+                          (const char *)cs_db_column_text(st, 4), "seq",
+                          (json_int_t)cs_db_column_int64(st, 5)));
             set_str(b, "created_at", st, 6);
             set_str(b, "summary", st, 7);
             set_str(b, "content_hash", st, 8);
             json_object_set_new(b, "size",
-                                json_integer(sqlite3_column_int64(st, 9)));
+                                json_integer(cs_db_column_int64(st, 9)));
             json_object_set_new(b, "deleted",
-                                json_boolean(sqlite3_column_int(st, 10)));
+                                json_boolean(cs_db_column_int(st, 10)));
             set_str(b, "content_type", st, 11);
             set_str(b, "payload_state", st, 12);
             json_array_append_new(branches, b);
         }
-        sqlite3_reset(st);
+        cs_db_reset(st);
     }
     /* Open: the branch the current (provisional) head descends from.
      * Resolved: the branch that was kept, i.e. the one the resolution's
@@ -388,16 +418,16 @@ fork_record(sqlite3 *db, const char *fork_id)
         json_t *b;
         snprintf(ref, sizeof(ref), "%s", head);
         if (res != NULL) {
-            sqlite3_stmt *ps = cs_stmt(db, "SELECT parent_id FROM"
+            cs_dbst *ps = cs_stmt(db, "SELECT parent_id FROM"
                                            " artifact_versions WHERE"
                                            " version_id = ?1");
             if (ps != NULL) {
-                sqlite3_bind_text(ps, 1, res, -1, SQLITE_STATIC);
-                if (sqlite3_step(ps) == SQLITE_ROW &&
-                    sqlite3_column_type(ps, 0) != SQLITE_NULL)
+                cs_db_bind_text(ps, 1, res, -1, CS_DB_STATIC);
+                if (cs_db_step(ps) == CS_DB_ROW &&
+                    cs_db_column_type(ps, 0) != CS_DB_NULL)
                     snprintf(ref, sizeof(ref), "%s",
-                             sqlite3_column_text(ps, 0));
-                sqlite3_reset(ps);
+                             cs_db_column_text(ps, 0));
+                cs_db_reset(ps);
             }
         }
         json_array_foreach(branches, i, b)
@@ -425,14 +455,14 @@ may_review(cs_req *r, const char *uri)
 static void
 h_list(cs_req *r)
 {
-    sqlite3 *db = cs_req_db(r);
+    cs_db *db = cs_req_db(r);
     const char *status = cs_req_query(r, "status");
     const char *pattern = cs_req_query(r, "pattern");
     const char *cursor = cs_req_query(r, "cursor");
     cs_errbuf eb = {{0}};
     int64_t limit, after = 0, last = 0, n_open = 0, n_resolved = 0;
     json_t *arr;
-    sqlite3_stmt *st;
+    cs_dbst *st;
     bool more = false;
 
     if (status == NULL || *status == '\0')
@@ -468,11 +498,11 @@ h_list(cs_req *r)
     arr = json_array();
     /* One pass: counts over what the caller may see, and the page. Fork
      * queues are small (each entry waits for a human). */
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(st, 0);
-        const char *fid = (const char *)sqlite3_column_text(st, 1);
-        const char *uri = (const char *)sqlite3_column_text(st, 2);
-        const char *fst = (const char *)sqlite3_column_text(st, 3);
+    while (cs_db_step(st) == CS_DB_ROW) {
+        int64_t id = cs_db_column_int64(st, 0);
+        const char *fid = (const char *)cs_db_column_text(st, 1);
+        const char *uri = (const char *)cs_db_column_text(st, 2);
+        const char *fst = (const char *)cs_db_column_text(st, 3);
         if (pattern != NULL && *pattern != '\0' &&
             !cs_pattern_match(pattern, uri))
             continue;
@@ -500,7 +530,7 @@ h_list(cs_req *r)
             last = id;
         }
     }
-    sqlite3_reset(st);
+    cs_db_reset(st);
     {
         char next[32];
         snprintf(next, sizeof(next), "%lld", (long long)last);
@@ -561,7 +591,7 @@ static void
 h_get(cs_req *r)
 {
     cs_node *n = cs_req_node(r);
-    sqlite3 *db = cs_req_db(r);
+    cs_db *db = cs_req_db(r);
     json_t *rec = fork_record(db, cs_req_param(r, 0));
     json_t *branches, *b, *diffs;
     const char *uri, *base_vid = NULL;
@@ -672,9 +702,9 @@ resolve_in_tx(cs_tx *tx, const char *fork_id, const char *keep,
               const char *summary, const cs_actor *actor, char *uri_out,
               char *version_id_out, bool *bad_keep, cs_errbuf *eb)
 {
-    sqlite3 *db = cs_tx_db(tx);
+    cs_db *db = cs_tx_db(tx);
     cs_store *s = cs_tx_store(tx);
-    sqlite3_stmt *st;
+    cs_dbst *st;
     json_t *merged = json_array();
     char head[CS_VERSION_ID_LEN + 1] = "", parent[CS_VERSION_ID_LEN + 1] = "";
     char hash[CS_CONTENT_HASH_LEN + 1] = "", ctype[CS_CONTENT_TYPE_MAX + 1] = "";
@@ -688,24 +718,24 @@ resolve_in_tx(cs_tx *tx, const char *fork_id, const char *keep,
     st = cs_stmt(db, "SELECT f.uri, f.status, a.head_version_id FROM forks f"
                      " JOIN artifacts a ON a.uri = f.uri WHERE f.fork_id = ?1");
     if (st == NULL) {
-        rv = cs_db_err(db, SQLITE_ERROR, eb);
+        rv = cs_db_err(db, CS_DB_ERROR, eb);
         goto out;
     }
-    sqlite3_bind_text(st, 1, fork_id, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_reset(st);
+    cs_db_bind_text(st, 1, fork_id, -1, CS_DB_STATIC);
+    if (cs_db_step(st) != CS_DB_ROW) {
+        cs_db_reset(st);
         rv = cs_errf(eb, CS_ENOTFOUND, "no fork '%s'", fork_id);
         goto out;
     }
-    snprintf(uri_out, CS_URI_MAX + 1, "%s", sqlite3_column_text(st, 0));
-    if (strcmp((const char *)sqlite3_column_text(st, 1), "open") != 0) {
-        sqlite3_reset(st);
+    snprintf(uri_out, CS_URI_MAX + 1, "%s", cs_db_column_text(st, 0));
+    if (strcmp((const char *)cs_db_column_text(st, 1), "open") != 0) {
+        cs_db_reset(st);
         rv = cs_errf(eb, CS_ECONFLICT, "fork %s is already resolved",
                      fork_id);
         goto out;
     }
-    snprintf(head, sizeof(head), "%s", sqlite3_column_text(st, 2));
-    sqlite3_reset(st);
+    snprintf(head, sizeof(head), "%s", cs_db_column_text(st, 2));
+    cs_db_reset(st);
     snprintf(parent, sizeof(parent), "%s", keep ? keep : head);
 
     /* Every tip of the artifact: the parent, and merged_from = the rest. */
@@ -714,27 +744,27 @@ resolve_in_tx(cs_tx *tx, const char *fork_id, const char *keep,
                      " WHERE v.uri = ?1 AND v.has_child = 0"
                      " ORDER BY v.version_id");
     if (st == NULL) {
-        rv = cs_db_err(db, SQLITE_ERROR, eb);
+        rv = cs_db_err(db, CS_DB_ERROR, eb);
         goto out;
     }
-    sqlite3_bind_text(st, 1, uri_out, -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *vid = (const char *)sqlite3_column_text(st, 0);
+    cs_db_bind_text(st, 1, uri_out, -1, CS_DB_STATIC);
+    while (cs_db_step(st) == CS_DB_ROW) {
+        const char *vid = (const char *)cs_db_column_text(st, 0);
         if (strcmp(vid, parent) == 0) {
             found_parent = true;
-            pver = sqlite3_column_int64(st, 1);
-            if (sqlite3_column_type(st, 2) != SQLITE_NULL)
-                snprintf(hash, sizeof(hash), "%s", sqlite3_column_text(st, 2));
-            size = sqlite3_column_int64(st, 3);
-            if (sqlite3_column_type(st, 4) != SQLITE_NULL)
+            pver = cs_db_column_int64(st, 1);
+            if (cs_db_column_type(st, 2) != CS_DB_NULL)
+                snprintf(hash, sizeof(hash), "%s", cs_db_column_text(st, 2));
+            size = cs_db_column_int64(st, 3);
+            if (cs_db_column_type(st, 4) != CS_DB_NULL)
                 snprintf(ctype, sizeof(ctype), "%s",
-                         sqlite3_column_text(st, 4));
-            deleted = sqlite3_column_int(st, 5) != 0;
+                         cs_db_column_text(st, 4));
+            deleted = cs_db_column_int(st, 5) != 0;
         } else {
             json_array_append_new(merged, json_string(vid));
         }
     }
-    sqlite3_reset(st);
+    cs_db_reset(st);
     if (!found_parent) {
         *bad_keep = true;
         rv = cs_errf(eb, CS_EINVAL,
@@ -865,22 +895,22 @@ h_resolve(cs_req *r)
 }
 
 void
-cs_forks_metrics(sqlite3 *db, char **buf, size_t *len, size_t *cap)
+cs_forks_metrics(cs_db *db, char **buf, size_t *len, size_t *cap)
 {
-    sqlite3_stmt *st;
+    cs_dbst *st;
     cs_buf_appendf(buf, len, cap,
                    "# HELP ctxsync_forks_open Open forks waiting for review.\n"
                    "# TYPE ctxsync_forks_open gauge\n");
     st = cs_stmt(db, "SELECT org, domain, COUNT(*) FROM forks WHERE"
                      " status = 'open' GROUP BY org, domain");
     if (st != NULL) {
-        while (sqlite3_step(st) == SQLITE_ROW)
+        while (cs_db_step(st) == CS_DB_ROW)
             cs_buf_appendf(buf, len, cap,
                            "ctxsync_forks_open{org=\"%s\",domain=\"%s\"} %lld\n",
-                           sqlite3_column_text(st, 0),
-                           sqlite3_column_text(st, 1),
-                           (long long)sqlite3_column_int64(st, 2));
-        sqlite3_reset(st);
+                           cs_db_column_text(st, 0),
+                           cs_db_column_text(st, 1),
+                           (long long)cs_db_column_int64(st, 2));
+        cs_db_reset(st);
     }
     cs_buf_appendf(buf, len, cap,
                    "# HELP ctxsync_forks_open_by_region Open forks with a "
@@ -891,25 +921,25 @@ cs_forks_metrics(sqlite3 *db, char **buf, size_t *len, size_t *cap)
                      " v.parent_id IS f.parent_id WHERE f.status = 'open'"
                      " GROUP BY v.origin_region");
     if (st != NULL) {
-        while (sqlite3_step(st) == SQLITE_ROW)
+        while (cs_db_step(st) == CS_DB_ROW)
             cs_buf_appendf(buf, len, cap,
                            "ctxsync_forks_open_by_region{region=\"%s\"} %lld\n",
-                           sqlite3_column_text(st, 0),
-                           (long long)sqlite3_column_int64(st, 1));
-        sqlite3_reset(st);
+                           cs_db_column_text(st, 0),
+                           (long long)cs_db_column_int64(st, 1));
+        cs_db_reset(st);
     }
     st = cs_stmt(db, "SELECT COUNT(*), COALESCE(SUM(status = 'resolved'), 0)"
                      " FROM forks");
     if (st != NULL) {
-        if (sqlite3_step(st) == SQLITE_ROW)
+        if (cs_db_step(st) == CS_DB_ROW)
             cs_buf_appendf(buf, len, cap,
                            "# TYPE ctxsync_forks_detected_total counter\n"
                            "ctxsync_forks_detected_total %lld\n"
                            "# TYPE ctxsync_forks_resolved_total counter\n"
                            "ctxsync_forks_resolved_total %lld\n",
-                           (long long)sqlite3_column_int64(st, 0),
-                           (long long)sqlite3_column_int64(st, 1));
-        sqlite3_reset(st);
+                           (long long)cs_db_column_int64(st, 0),
+                           (long long)cs_db_column_int64(st, 1));
+        cs_db_reset(st);
     }
 }
 

@@ -30,6 +30,6 @@ cs_err cs_forks_set_policies(const char *const *specs, unsigned n,
                              cs_errbuf *eb);
 
 /* Prometheus lines: open forks by org/domain, detected/resolved totals. */
-void cs_forks_metrics(sqlite3 *db, char **buf, size_t *len, size_t *cap);
+void cs_forks_metrics(cs_db *db, char **buf, size_t *len, size_t *cap);
 
 #endif

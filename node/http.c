@@ -77,7 +77,7 @@ struct cs_req {
     char *params[MAX_PARAMS];
     cs_actor actor;
     bool has_actor;
-    sqlite3 *db;
+    cs_db *db;
     int status;
     char *res_body;
     size_t res_len;
@@ -220,7 +220,7 @@ cs_req_node(cs_req *r)
 {
     return r->http->node;
 }
-sqlite3 *
+cs_db *
 cs_req_db(cs_req *r)
 {
     return r->db;
@@ -724,7 +724,7 @@ static void *
 worker_main(void *arg)
 {
     cs_http *h = arg;
-    sqlite3 *db = NULL;
+    cs_db *db = NULL;
     if (cs_store_reader(h->node->store, &db) != CS_OK)
         cs_log(CS_LOG_ERROR, "HTTP-WORKER", "cannot open a read connection");
     for (;;) {

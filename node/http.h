@@ -14,7 +14,7 @@
 #define CS_HTTP_H
 
 #include <jansson.h>
-#include <sqlite3.h>
+#include "db.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -49,7 +49,7 @@ typedef struct cs_route {
 
 /* ---- request getters (all borrowed, valid during the handler) ---- */
 cs_node *cs_req_node(cs_req *r);
-sqlite3 *cs_req_db(cs_req *r);            /* the worker's read connection */
+cs_db *cs_req_db(cs_req *r);            /* the worker's read connection */
 const char *cs_req_method(cs_req *r);
 const char *cs_req_path(cs_req *r);
 const char *cs_req_id(cs_req *r);          /* X-Request-Id */

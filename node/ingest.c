@@ -241,34 +241,34 @@ precheck(cs_req *r, ing_event *ie)
 
 /* True when `sql` (one text parameter) finds a row for key. */
 static bool
-row_exists(sqlite3 *db, const char *sql, const char *key)
+row_exists(cs_db *db, const char *sql, const char *key)
 {
-    sqlite3_stmt *st;
+    cs_dbst *st;
     bool found;
     if (key == NULL || (st = cs_stmt(db, sql)) == NULL)
         return false;
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    found = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_reset(st);
+    cs_db_bind_text(st, 1, key, -1, CS_DB_STATIC);
+    found = cs_db_step(st) == CS_DB_ROW;
+    cs_db_reset(st);
     return found;
 }
 
 static bool
-version_exists(sqlite3 *db, const char *vid)
+version_exists(cs_db *db, const char *vid)
 {
     return row_exists(db, "SELECT 1 FROM artifact_versions WHERE"
                           " version_id = ?1", vid);
 }
 
 static bool
-pending_exists(sqlite3 *db, const char *vid)
+pending_exists(cs_db *db, const char *vid)
 {
     return row_exists(db, "SELECT 1 FROM fed_pending WHERE version_id = ?1",
                       vid);
 }
 
 static bool
-event_id_taken(sqlite3 *db, const char *event_id)
+event_id_taken(cs_db *db, const char *event_id)
 {
     return row_exists(db, "SELECT 1 FROM change_events WHERE event_id = ?1",
                       event_id);
@@ -276,7 +276,7 @@ event_id_taken(sqlite3 *db, const char *event_id)
 
 /* First ancestor (parent, then merged_from) not present, or NULL. */
 static const char *
-missing_ancestor(sqlite3 *db, const json_t *ev)
+missing_ancestor(cs_db *db, const json_t *ev)
 {
     const char *p = jstr(ev, "parent_id");
     const json_t *mf = json_object_get(ev, "merged_from");
@@ -291,10 +291,10 @@ missing_ancestor(sqlite3 *db, const json_t *ev)
 }
 
 static cs_err
-dead_letter(sqlite3 *db, const ing_batch *b, const json_t *ev,
+dead_letter(cs_db *db, const ing_batch *b, const json_t *ev,
             const char *reason, cs_errbuf *eb)
 {
-    sqlite3_stmt *st = cs_stmt(
+    cs_dbst *st = cs_stmt(
         db, "INSERT INTO fed_deadletters(event_id, version_id, uri, source,"
             " reason, event, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
     char now[CS_TIME_LEN];
@@ -302,7 +302,7 @@ dead_letter(sqlite3 *db, const ing_batch *b, const json_t *ev,
     json_t *copy = NULL;
     int rc;
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
+        return cs_db_err(db, CS_DB_ERROR, eb);
     if (json_is_object(ev)) {
         /* keep the record, not the payload bytes */
         copy = json_copy((json_t *)ev);
@@ -311,29 +311,29 @@ dead_letter(sqlite3 *db, const ing_batch *b, const json_t *ev,
         json_decref(copy);
     }
     cs_time_format(cs_now_us(), now);
-    sqlite3_bind_text(st, 1, json_is_object(ev) ? jstr(ev, "event_id") : NULL,
-                      -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, json_is_object(ev) ? jstr(ev, "version_id") : NULL,
-                      -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, json_is_object(ev) ? jstr(ev, "artifact_uri")
+    cs_db_bind_text(st, 1, json_is_object(ev) ? jstr(ev, "event_id") : NULL,
+                      -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 2, json_is_object(ev) ? jstr(ev, "version_id") : NULL,
+                      -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 3, json_is_object(ev) ? jstr(ev, "artifact_uri")
                                                 : NULL,
-                      -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, b->source_node, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, reason, -1, SQLITE_STATIC);
+                      -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 4, b->source_node, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 5, reason, -1, CS_DB_STATIC);
     if (txt)
-        sqlite3_bind_text(st, 6, txt, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 7, now, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
+        cs_db_bind_text(st, 6, txt, -1, CS_DB_TRANSIENT);
+    cs_db_bind_text(st, 7, now, -1, CS_DB_STATIC);
+    rc = cs_db_step(st);
+    cs_db_reset(st);
     free(txt);
-    return rc == SQLITE_DONE ? CS_OK : cs_db_err(db, rc, eb);
+    return rc == CS_DB_DONE ? CS_OK : cs_db_err(db, rc, eb);
 }
 
 static cs_err
-pending_put(sqlite3 *db, const ing_batch *b, const json_t *ev,
+pending_put(cs_db *db, const ing_batch *b, const json_t *ev,
             const char *missing, cs_errbuf *eb)
 {
-    sqlite3_stmt *st = cs_stmt(
+    cs_dbst *st = cs_stmt(
         db, "INSERT OR IGNORE INTO fed_pending(version_id, uri, missing,"
             " source, event, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
     char now[CS_TIME_LEN];
@@ -341,19 +341,19 @@ pending_put(sqlite3 *db, const ing_batch *b, const json_t *ev,
     int rc;
     if (st == NULL || txt == NULL) {
         free(txt);
-        return st == NULL ? cs_db_err(db, SQLITE_ERROR, eb) : CS_ENOMEM;
+        return st == NULL ? cs_db_err(db, CS_DB_ERROR, eb) : CS_ENOMEM;
     }
     cs_time_format(cs_now_us(), now);
-    sqlite3_bind_text(st, 1, jstr(ev, "version_id"), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, jstr(ev, "artifact_uri"), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, missing, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, b->source_node, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, txt, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, now, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
+    cs_db_bind_text(st, 1, jstr(ev, "version_id"), -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 2, jstr(ev, "artifact_uri"), -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 3, missing, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 4, b->source_node, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 5, txt, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 6, now, -1, CS_DB_STATIC);
+    rc = cs_db_step(st);
+    cs_db_reset(st);
     free(txt);
-    return rc == SQLITE_DONE ? CS_OK : cs_db_err(db, rc, eb);
+    return rc == CS_DB_DONE ? CS_OK : cs_db_err(db, rc, eb);
 }
 
 /* Applies one event whose ancestry is complete; then drains the pending
@@ -366,7 +366,7 @@ static cs_err
 classify_apply(cs_tx *tx, ing_batch *b, const json_t *ev, const ing_event *ie,
                ing_status *out, char *reason, size_t rlen, cs_errbuf *eb)
 {
-    sqlite3 *db = cs_tx_db(tx);
+    cs_db *db = cs_tx_db(tx);
     const char *vid = jstr(ev, "version_id");
     const char *miss;
     if (version_exists(db, vid) || pending_exists(db, vid)) {
@@ -424,14 +424,15 @@ apply_one(cs_tx *tx, ing_batch *b, const json_t *ev, const ing_event *ie,
         /* One of this node's own versions coming back (lost by a restore,
          * held by a peer). Never give its seq out again, even when
          * new-epoch was not told a high enough --seq-floor. */
-        sqlite3_stmt *st = cs_stmt(cs_tx_db(tx),
+        cs_dbst *st = cs_stmt_pg(cs_tx_db(tx),
             "UPDATE sqlite_sequence SET seq = ?1"
-            " WHERE name = 'change_events' AND seq < ?1");
+            " WHERE name = 'change_events' AND seq < ?1",
+            "UPDATE seq_floor SET seq = $1 WHERE seq < $1");
         if (st == NULL)
-            return cs_db_err(cs_tx_db(tx), SQLITE_ERROR, eb);
-        sqlite3_bind_int64(st, 1, rec.origin_seq);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            return cs_db_err(cs_tx_db(tx), sqlite3_errcode(cs_tx_db(tx)), eb);
+            return cs_db_err(cs_tx_db(tx), CS_DB_ERROR, eb);
+        cs_db_bind_int64(st, 1, rec.origin_seq);
+        if (cs_db_step(st) != CS_DB_DONE)
+            return cs_db_err(cs_tx_db(tx), cs_db_errcode(cs_tx_db(tx)), eb);
     }
     return CS_OK;
 }
@@ -441,7 +442,7 @@ apply_and_drain(cs_tx *tx, ing_batch *b, const json_t *ev,
                 const ing_event *ie, ing_status *st_out, char *reason,
                 size_t rlen, cs_errbuf *eb)
 {
-    sqlite3 *db = cs_tx_db(tx);
+    cs_db *db = cs_tx_db(tx);
     json_t *work = json_array(); /* version_ids newly applied */
     cs_err rv = apply_one(tx, b, ev, ie, st_out, reason, rlen, eb);
     if (rv != CS_OK || *st_out == ING_REJECTED)
@@ -450,7 +451,7 @@ apply_and_drain(cs_tx *tx, ing_batch *b, const json_t *ev,
     while (json_array_size(work) > 0) {
         char *vid = strdup(json_string_value(json_array_get(work, 0)));
         json_t *waiting = json_array();
-        sqlite3_stmt *st;
+        cs_dbst *st;
         size_t i;
         json_t *x;
         json_array_remove(work, 0);
@@ -458,22 +459,22 @@ apply_and_drain(cs_tx *tx, ing_batch *b, const json_t *ev,
         if (st == NULL || vid == NULL) {
             free(vid);
             json_decref(waiting);
-            rv = cs_db_err(db, SQLITE_ERROR, eb);
+            rv = cs_db_err(db, CS_DB_ERROR, eb);
             goto out;
         }
-        sqlite3_bind_text(st, 1, vid, -1, SQLITE_STATIC);
-        while (sqlite3_step(st) == SQLITE_ROW) {
+        cs_db_bind_text(st, 1, vid, -1, CS_DB_STATIC);
+        while (cs_db_step(st) == CS_DB_ROW) {
             json_t *pe = NULL;
-            const char *t = (const char *)sqlite3_column_text(st, 0);
+            const char *t = (const char *)cs_db_column_text(st, 0);
             if (cs_json_parse(t, strlen(t), &pe, NULL) == CS_OK)
                 json_array_append_new(waiting, pe);
         }
-        sqlite3_reset(st);
+        cs_db_reset(st);
         st = cs_stmt(db, "DELETE FROM fed_pending WHERE missing = ?1");
         if (st != NULL) {
-            sqlite3_bind_text(st, 1, vid, -1, SQLITE_STATIC);
-            sqlite3_step(st);
-            sqlite3_reset(st);
+            cs_db_bind_text(st, 1, vid, -1, CS_DB_STATIC);
+            cs_db_step(st);
+            cs_db_reset(st);
         }
         free(vid);
         json_array_foreach(waiting, i, x)
@@ -515,9 +516,9 @@ out:
 }
 
 static cs_err
-store_checkpoint(sqlite3 *db, ing_batch *b, cs_errbuf *eb)
+store_checkpoint(cs_db *db, ing_batch *b, cs_errbuf *eb)
 {
-    sqlite3_stmt *st;
+    cs_dbst *st;
     char now[CS_TIME_LEN];
     int rc;
     if (b->checkpoint >= 0) {
@@ -531,28 +532,28 @@ store_checkpoint(sqlite3 *db, ing_batch *b, cs_errbuf *eb)
                          " WHERE excluded.epoch <> fed_checkpoints.epoch OR"
                          " excluded.seq > fed_checkpoints.seq");
         if (st == NULL)
-            return cs_db_err(db, SQLITE_ERROR, eb);
-        sqlite3_bind_text(st, 1, b->source_node, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, b->source_epoch, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, b->checkpoint);
-        sqlite3_bind_text(st, 4, now, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE)
+            return cs_db_err(db, CS_DB_ERROR, eb);
+        cs_db_bind_text(st, 1, b->source_node, -1, CS_DB_STATIC);
+        cs_db_bind_text(st, 2, b->source_epoch, -1, CS_DB_STATIC);
+        cs_db_bind_int64(st, 3, b->checkpoint);
+        cs_db_bind_text(st, 4, now, -1, CS_DB_STATIC);
+        rc = cs_db_step(st);
+        cs_db_reset(st);
+        if (rc != CS_DB_DONE)
             return cs_db_err(db, rc, eb);
     }
     st = cs_stmt(db, "SELECT epoch, seq FROM fed_checkpoints WHERE"
                      " source = ?1");
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    sqlite3_bind_text(st, 1, b->source_node, -1, SQLITE_STATIC);
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    cs_db_bind_text(st, 1, b->source_node, -1, CS_DB_STATIC);
     b->stored_cp = -1;
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    if (cs_db_step(st) == CS_DB_ROW) {
         snprintf(b->stored_epoch, sizeof(b->stored_epoch), "%s",
-                 sqlite3_column_text(st, 0));
-        b->stored_cp = sqlite3_column_int64(st, 1);
+                 cs_db_column_text(st, 0));
+        b->stored_cp = cs_db_column_int64(st, 1);
     }
-    sqlite3_reset(st);
+    cs_db_reset(st);
     return CS_OK;
 }
 
@@ -560,7 +561,7 @@ static cs_err
 ingest_fn(cs_tx *tx, void *arg, cs_errbuf *eb)
 {
     ing_batch *b = arg;
-    sqlite3 *db = cs_tx_db(tx);
+    cs_db *db = cs_tx_db(tx);
     cs_err rv = CS_OK;
     memset(b->counts, 0, sizeof(b->counts));
     for (size_t i = 0; i < b->n; i++) {

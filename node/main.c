@@ -26,9 +26,9 @@ static void
 usage(FILE *f)
 {
     fprintf(f,
-            "usage: ctxsync-node init --data DIR --node-id ID --region R "
+            "usage: ctxsync-node init STORE --node-id ID --region R "
             "--admin NAME\n"
-            "       ctxsync-node serve --data DIR [--listen HOST:PORT]\n"
+            "       ctxsync-node serve STORE [--listen HOST:PORT]\n"
             "           [--auth token|header] [--allow-insecure-header-auth]\n"
             "           [--max-body BYTES] [--keepalive SECONDS] "
             "[--sse-max-lag N]\n"
@@ -50,6 +50,12 @@ usage(FILE *f)
             "docs/operations-node.md section 5)\n"
             "       ctxsync-node --help | --version\n"
             "\n"
+            "STORE is --data DIR (SQLite, the default; same as --store "
+            "sqlite:DIR) or\n"
+            "--store postgres://USER@HOST:PORT/DB (an existing database; "
+            "several serve\n"
+            "processes may share it: docs/scale-out.md).\n"
+            "\n"
             "init creates DIR with the database, the node identity and an "
             "admin actor\n"
             "(admin on **) and prints {node_id, region, epoch, actor_id, "
@@ -57,6 +63,14 @@ usage(FILE *f)
             "serve listens on 127.0.0.1:4111 by default; port 0 picks a free "
             "port\n"
             "(written to --ready-file when listening).\n");
+}
+
+/* --store sqlite:DIR | postgres://... : what the store functions take (a
+ * directory, or the URL as is). */
+static const char *
+store_location(const char *arg)
+{
+    return strncmp(arg, "sqlite:", 7) == 0 ? arg + 7 : arg;
 }
 
 static bool
@@ -110,6 +124,7 @@ cmd_init(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"data", required_argument, NULL, 'd'},
+        {"store", required_argument, NULL, 'S'},
         {"node-id", required_argument, NULL, 'n'},
         {"region", required_argument, NULL, 'r'},
         {"admin", required_argument, NULL, 'a'},
@@ -129,6 +144,7 @@ cmd_init(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'd': data = optarg; break;
+        case 'S': data = store_location(optarg); break;
         case 'n': node_id = optarg; break;
         case 'r': region = optarg; break;
         case 'a': admin = optarg; break;
@@ -255,6 +271,7 @@ cmd_new_epoch(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"data", required_argument, NULL, 'd'},
+        {"store", required_argument, NULL, 'S'},
         {"peers", required_argument, NULL, 'p'},
         {"seq-floor", required_argument, NULL, 'f'},
         {"standalone", no_argument, NULL, 's'},
@@ -272,6 +289,7 @@ cmd_new_epoch(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'd': data = optarg; break;
+        case 'S': data = store_location(optarg); break;
         case 'p': peers = optarg; break;
         case 'f':
             errno = 0;
@@ -378,6 +396,7 @@ cmd_serve(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"data", required_argument, NULL, 'd'},
+        {"store", required_argument, NULL, 'S'},
         {"listen", required_argument, NULL, 'l'},
         {"auth", required_argument, NULL, 'a'},
         {"allow-insecure-header-auth", no_argument, NULL, 'I'},
@@ -441,6 +460,7 @@ cmd_serve(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'd': n.cfg.data_dir = optarg; break;
+        case 'S': n.cfg.data_dir = store_location(optarg); break;
         case 'l': n.cfg.listen = optarg; break;
         case 'a':
             if (strcmp(optarg, "header") == 0)

@@ -799,11 +799,11 @@ static cs_err
 fetched_fn(cs_tx *tx, void *p, cs_errbuf *eb)
 {
     fetched_arg *a = p;
-    sqlite3 *db = cs_tx_db(tx);
+    cs_db *db = cs_tx_db(tx);
     cs_err rv;
 
     if (a->cache) {
-        sqlite3_stmt *st;
+        cs_dbst *st;
         int rc;
         rv = cs_blob_put(tx, a->hash, a->bytes, a->len, eb);
         if (rv != CS_OK)
@@ -812,11 +812,11 @@ fetched_fn(cs_tx *tx, void *p, cs_errbuf *eb)
                          " 'inline' WHERE version_id = ?1 AND"
                          " payload_state <> 'inline'");
         if (st == NULL)
-            return cs_db_err(db, SQLITE_ERROR, eb);
-        sqlite3_bind_text(st, 1, a->version_id, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE)
+            return cs_db_err(db, CS_DB_ERROR, eb);
+        cs_db_bind_text(st, 1, a->version_id, -1, CS_DB_STATIC);
+        rc = cs_db_step(st);
+        cs_db_reset(st);
+        if (rc != CS_DB_DONE)
             return cs_db_err(db, rc, eb);
     }
     rv = cs_prov_append_detail(tx, a->actor_id, "remote_fetch", a->uri,

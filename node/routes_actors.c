@@ -26,9 +26,9 @@
 
 /* JSON string of a text column, or null. */
 static json_t *
-col_json(sqlite3_stmt *st, int col)
+col_json(cs_dbst *st, int col)
 {
-    const unsigned char *s = sqlite3_column_text(st, col);
+    const unsigned char *s = cs_db_column_text(st, col);
 
     return s != NULL ? json_string((const char *)s) : json_null();
 }
@@ -38,7 +38,7 @@ col_json(sqlite3_stmt *st, int col)
 /* An actor record from a row selected with ACTOR_COLS. `region` appears
  * only when set (federation agents). */
 static json_t *
-actor_json(sqlite3_stmt *st)
+actor_json(cs_dbst *st)
 {
     json_t *o = json_object();
 
@@ -48,7 +48,7 @@ actor_json(sqlite3_stmt *st)
         json_object_set_new(o, "actor_type", col_json(st, 1)) != 0 ||
         json_object_set_new(o, "name", col_json(st, 2)) != 0 ||
         json_object_set_new(o, "agent_class", col_json(st, 3)) != 0 ||
-        (sqlite3_column_type(st, 4) != SQLITE_NULL &&
+        (cs_db_column_type(st, 4) != CS_DB_NULL &&
          json_object_set_new(o, "region", col_json(st, 4)) != 0) ||
         json_object_set_new(o, "created_at", col_json(st, 5)) != 0) {
         json_decref(o);
@@ -63,10 +63,10 @@ actor_json(sqlite3_stmt *st)
 
 /* A grant record from a row selected with GRANT_COLS. */
 static json_t *
-grant_json(sqlite3_stmt *st)
+grant_json(cs_dbst *st)
 {
     json_t *o = json_object();
-    const char *ops = (const char *)sqlite3_column_text(st, 4);
+    const char *ops = (const char *)cs_db_column_text(st, 4);
 
     if (o == NULL)
         return NULL;
@@ -85,33 +85,33 @@ grant_json(sqlite3_stmt *st)
 }
 
 static void
-stmt_done(sqlite3_stmt *st)
+stmt_done(cs_dbst *st)
 {
     if (st != NULL) {
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
+        cs_db_reset(st);
+        cs_db_clear_bindings(st);
     }
 }
 
 /* Loads one grant by id on db into *out (new reference). */
 static cs_err
-grant_load(sqlite3 *db, const char *id, json_t **out, cs_errbuf *eb)
+grant_load(cs_db *db, const char *id, json_t **out, cs_errbuf *eb)
 {
-    sqlite3_stmt *st = cs_stmt(db, "SELECT " GRANT_COLS
+    cs_dbst *st = cs_stmt(db, "SELECT " GRANT_COLS
                                    " FROM permissions WHERE id = ?1");
     json_t *g = NULL;
     cs_err rv = CS_OK;
     int rc;
 
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) {
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    cs_db_bind_text(st, 1, id, -1, CS_DB_STATIC);
+    rc = cs_db_step(st);
+    if (rc == CS_DB_DONE) {
         rv = cs_errf(eb, CS_ENOTFOUND, "grant '%s' not found", id);
         goto out;
     }
-    if (rc != SQLITE_ROW) {
+    if (rc != CS_DB_ROW) {
         rv = cs_db_err(db, rc, eb);
         goto out;
     }
@@ -128,23 +128,23 @@ out:
 
 /* Loads one actor record by id on db into *out (new reference). */
 static cs_err
-actor_record(sqlite3 *db, const char *id, json_t **out, cs_errbuf *eb)
+actor_record(cs_db *db, const char *id, json_t **out, cs_errbuf *eb)
 {
-    sqlite3_stmt *st = cs_stmt(db, "SELECT " ACTOR_COLS
+    cs_dbst *st = cs_stmt(db, "SELECT " ACTOR_COLS
                                    " FROM actors WHERE actor_id = ?1");
     json_t *a = NULL;
     cs_err rv = CS_OK;
     int rc;
 
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) {
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    cs_db_bind_text(st, 1, id, -1, CS_DB_STATIC);
+    rc = cs_db_step(st);
+    if (rc == CS_DB_DONE) {
         rv = cs_errf(eb, CS_ENOTFOUND, "actor '%s' not found", id);
         goto out;
     }
-    if (rc != SQLITE_ROW) {
+    if (rc != CS_DB_ROW) {
         rv = cs_db_err(db, rc, eb);
         goto out;
     }
@@ -292,8 +292,8 @@ out:
 static void
 h_actor_list(cs_req *r)
 {
-    sqlite3 *db = cs_req_db(r);
-    sqlite3_stmt *st = NULL;
+    cs_db *db = cs_req_db(r);
+    cs_dbst *st = NULL;
     json_t *arr = json_array();
     json_t *res = NULL;
     cs_errbuf eb = {{0}};
@@ -303,14 +303,14 @@ h_actor_list(cs_req *r)
         goto oom;
     st = cs_stmt(db, "SELECT " ACTOR_COLS " FROM actors ORDER BY actor_id");
     if (st == NULL) {
-        cs_res_store_error(r, cs_db_err(db, SQLITE_ERROR, &eb), &eb);
+        cs_res_store_error(r, cs_db_err(db, CS_DB_ERROR, &eb), &eb);
         goto out;
     }
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = cs_db_step(st)) == CS_DB_ROW) {
         if (json_array_append_new(arr, actor_json(st)) != 0)
             goto oom;
     }
-    if (rc != SQLITE_DONE) {
+    if (rc != CS_DB_DONE) {
         cs_res_store_error(r, cs_db_err(db, rc, &eb), &eb);
         goto out;
     }
@@ -390,21 +390,21 @@ static cs_err
 token_revoke_fn(cs_tx *tx, void *arg, cs_errbuf *eb)
 {
     token_job *j = arg;
-    sqlite3 *db = cs_tx_db(tx);
-    sqlite3_stmt *st;
+    cs_db *db = cs_tx_db(tx);
+    cs_dbst *st;
     cs_err rv = CS_OK;
     int rc;
 
     st = cs_stmt(db, "DELETE FROM tokens"
                      " WHERE token_id = ?1 AND actor_id = ?2");
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    sqlite3_bind_text(st, 1, j->token_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, j->actor_id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE)
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    cs_db_bind_text(st, 1, j->token_id, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 2, j->actor_id, -1, CS_DB_STATIC);
+    rc = cs_db_step(st);
+    if (rc != CS_DB_DONE)
         rv = cs_db_err(db, rc, eb);
-    else if (sqlite3_changes(db) == 0)
+    else if (cs_db_changes(db) == 0)
         rv = cs_errf(eb, CS_ENOTFOUND, "actor '%s' has no token '%s'",
                      j->actor_id, j->token_id);
     stmt_done(st);
@@ -436,9 +436,9 @@ h_token_revoke(cs_req *r)
 static void
 h_token_list(cs_req *r)
 {
-    sqlite3 *db = cs_req_db(r);
+    cs_db *db = cs_req_db(r);
     const char *actor_id = cs_req_param(r, 0);
-    sqlite3_stmt *st = NULL;
+    cs_dbst *st = NULL;
     json_t *arr = NULL;
     json_t *res = NULL;
     cs_errbuf eb = {{0}};
@@ -461,8 +461,8 @@ h_token_list(cs_req *r)
         cs_res_error(r, 500, "internal", "cannot list tokens");
         goto out;
     }
-    sqlite3_bind_text(st, 1, actor_id, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    cs_db_bind_text(st, 1, actor_id, -1, CS_DB_STATIC);
+    while ((rc = cs_db_step(st)) == CS_DB_ROW) {
         json_t *t = json_object();
         if (t == NULL || json_array_append_new(arr, t) != 0 ||
             json_object_set_new(t, "token_id", col_json(st, 0)) != 0 ||
@@ -472,7 +472,7 @@ h_token_list(cs_req *r)
             goto out;
         }
     }
-    if (rc != SQLITE_DONE) {
+    if (rc != CS_DB_DONE) {
         cs_res_store_error(r, cs_db_err(db, rc, &eb), &eb);
         goto out;
     }
@@ -634,12 +634,12 @@ grant_names(const json_t *g, const cs_actor *a)
 static void
 h_grant_list(cs_req *r)
 {
-    sqlite3 *db = cs_req_db(r);
+    cs_db *db = cs_req_db(r);
     cs_node *n = cs_req_node(r);
     const cs_actor *me = cs_req_actor(r);
     const char *f_actor = cs_req_query(r, "actor_id");
     const char *f_class = cs_req_query(r, "agent_class");
-    sqlite3_stmt *st = NULL;
+    cs_dbst *st = NULL;
     json_t *arr = json_array();
     json_t *res = NULL;
     cs_errbuf eb = {{0}};
@@ -667,10 +667,10 @@ h_grant_list(cs_req *r)
         goto out;
     }
     if (f_actor != NULL)
-        sqlite3_bind_text(st, 1, f_actor, -1, SQLITE_STATIC);
+        cs_db_bind_text(st, 1, f_actor, -1, CS_DB_STATIC);
     if (f_class != NULL)
-        sqlite3_bind_text(st, 2, f_class, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        cs_db_bind_text(st, 2, f_class, -1, CS_DB_STATIC);
+    while ((rc = cs_db_step(st)) == CS_DB_ROW) {
         json_t *g = grant_json(st);
         const char *pat;
         if (g == NULL) {
@@ -689,7 +689,7 @@ h_grant_list(cs_req *r)
             json_decref(g);
         }
     }
-    if (rc != SQLITE_DONE) {
+    if (rc != CS_DB_DONE) {
         cs_res_store_error(r, cs_db_err(db, rc, &eb), &eb);
         goto out;
     }
@@ -709,7 +709,7 @@ out:
 static void
 h_grant_check(cs_req *r)
 {
-    sqlite3 *db = cs_req_db(r);
+    cs_db *db = cs_req_db(r);
     cs_node *n = cs_req_node(r);
     const cs_actor *me = cs_req_actor(r);
     const char *who = cs_req_query(r, "actor_id");
@@ -799,9 +799,9 @@ static cs_err
 grant_revoke_fn(cs_tx *tx, void *arg, cs_errbuf *eb)
 {
     grant_job *j = arg;
-    sqlite3 *db = cs_tx_db(tx);
+    cs_db *db = cs_tx_db(tx);
     json_t *g = NULL;
-    sqlite3_stmt *st = NULL;
+    cs_dbst *st = NULL;
     cs_err rv;
     int rc;
 
@@ -815,16 +815,16 @@ grant_revoke_fn(cs_tx *tx, void *arg, cs_errbuf *eb)
                          " AND artifact_pattern IN ('**', 'ctx://**')"
                          " AND operations LIKE '%\"admin\"%'");
         if (st == NULL) {
-            rv = cs_db_err(db, SQLITE_ERROR, eb);
+            rv = cs_db_err(db, CS_DB_ERROR, eb);
             goto out;
         }
-        sqlite3_bind_text(st, 1, j->id, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-        if (rc != SQLITE_ROW) {
+        cs_db_bind_text(st, 1, j->id, -1, CS_DB_STATIC);
+        rc = cs_db_step(st);
+        if (rc != CS_DB_ROW) {
             rv = cs_db_err(db, rc, eb);
             goto out;
         }
-        if (sqlite3_column_int64(st, 0) == 0) {
+        if (cs_db_column_int64(st, 0) == 0) {
             rv = cs_errf(eb, CS_ECONFLICT, "grant '%s' is the last admin grant "
                          "on ** held by an actor; revoking it would leave the "
                          "node without an administrator", j->id);
@@ -834,16 +834,16 @@ grant_revoke_fn(cs_tx *tx, void *arg, cs_errbuf *eb)
     }
     st = cs_stmt(db, "DELETE FROM permissions WHERE id = ?1");
     if (st == NULL) {
-        rv = cs_db_err(db, SQLITE_ERROR, eb);
+        rv = cs_db_err(db, CS_DB_ERROR, eb);
         goto out;
     }
-    sqlite3_bind_text(st, 1, j->id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE) {
+    cs_db_bind_text(st, 1, j->id, -1, CS_DB_STATIC);
+    rc = cs_db_step(st);
+    if (rc != CS_DB_DONE) {
         rv = cs_db_err(db, rc, eb);
         goto out;
     }
-    if (sqlite3_changes(db) == 0) {
+    if (cs_db_changes(db) == 0) {
         rv = cs_errf(eb, CS_ENOTFOUND, "grant '%s' not found", j->id);
         goto out;
     }
@@ -857,7 +857,7 @@ out:
 static void
 h_grant_revoke(cs_req *r)
 {
-    sqlite3 *db = cs_req_db(r);
+    cs_db *db = cs_req_db(r);
     cs_node *n = cs_req_node(r);
     grant_job job = {0};
     json_t *g = NULL;

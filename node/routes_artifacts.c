@@ -573,17 +573,17 @@ static void
 h_list(cs_req *r)
 {
     cs_node *n = cs_req_node(r);
-    sqlite3 *db = cs_req_db(r);
+    cs_db *db = cs_req_db(r);
     const char *org = query_opt(r, "org"), *domain = query_opt(r, "domain");
     const char *prefix = query_opt(r, "prefix");
     const char *cur_s = query_opt(r, "cursor");
     char *cursor = NULL, *next = NULL, *last = NULL;
     int64_t limit;
     json_t *res = NULL, *arr = NULL;
-    sqlite3_stmt *st = NULL;
+    cs_dbst *st = NULL;
     size_t plen = prefix != NULL ? strlen(prefix) : 0;
     bool bad = false, more = false;
-    int rc = SQLITE_DONE;
+    int rc = CS_DB_DONE;
     int64_t count = 0;
 
     if (!cs_req_query_int(r, "limit", LIST_DEFAULT, 1, LIST_MAX, &limit))
@@ -613,15 +613,15 @@ h_list(cs_req *r)
         cs_res_store_error(r, CS_EDB, NULL);
         goto out;
     }
-    sqlite3_bind_text(st, 1, cursor != NULL ? cursor : "", -1,
-                      SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, prefix != NULL ? prefix : "", -1, SQLITE_STATIC);
+    cs_db_bind_text(st, 1, cursor != NULL ? cursor : "", -1,
+                      CS_DB_STATIC);
+    cs_db_bind_text(st, 2, prefix != NULL ? prefix : "", -1, CS_DB_STATIC);
     if (org != NULL)
-        sqlite3_bind_text(st, 3, org, -1, SQLITE_STATIC);
+        cs_db_bind_text(st, 3, org, -1, CS_DB_STATIC);
     if (domain != NULL)
-        sqlite3_bind_text(st, 4, domain, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *uri = (const char *)sqlite3_column_text(st, 0);
+        cs_db_bind_text(st, 4, domain, -1, CS_DB_STATIC);
+    while ((rc = cs_db_step(st)) == CS_DB_ROW) {
+        const char *uri = (const char *)cs_db_column_text(st, 0);
         json_t *e;
         if (uri == NULL)
             continue;
@@ -635,13 +635,13 @@ h_list(cs_req *r)
             break;
         }
         e = json_pack("{s:s,s:s?,s:s,s:s,s:I,s:s,s:s}", "uri", uri, "name",
-                      (const char *)sqlite3_column_text(st, 1), "org",
-                      (const char *)sqlite3_column_text(st, 2), "domain",
-                      (const char *)sqlite3_column_text(st, 3),
+                      (const char *)cs_db_column_text(st, 1), "org",
+                      (const char *)cs_db_column_text(st, 2), "domain",
+                      (const char *)cs_db_column_text(st, 3),
                       "head_version",
-                      (json_int_t)sqlite3_column_int64(st, 4), "created_at",
-                      (const char *)sqlite3_column_text(st, 5), "updated_at",
-                      (const char *)sqlite3_column_text(st, 6));
+                      (json_int_t)cs_db_column_int64(st, 4), "created_at",
+                      (const char *)cs_db_column_text(st, 5), "updated_at",
+                      (const char *)cs_db_column_text(st, 6));
         if (e == NULL || json_array_append_new(arr, e) != 0) {
             bad = true;
             break;
@@ -654,12 +654,12 @@ h_list(cs_req *r)
         }
         count++;
     }
-    sqlite3_reset(st);
+    cs_db_reset(st);
     if (bad) {
         cs_res_store_error(r, CS_ENOMEM, NULL);
         goto out;
     }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    if (rc != CS_DB_ROW && rc != CS_DB_DONE) {
         cs_res_store_error(r, CS_EDB, NULL);
         goto out;
     }

@@ -27,7 +27,7 @@ static bool
 may_federate(cs_req *r)
 {
     const cs_actor *a = cs_req_actor(r);
-    sqlite3_stmt *st;
+    cs_dbst *st;
     bool ok = false;
     if (cs_authz_check_pattern(cs_req_node(r)->authz, cs_req_db(r), a, "**",
                                CS_OP_REPLICATE))
@@ -38,10 +38,10 @@ may_federate(cs_req *r)
                  " (operations LIKE '%\"replicate\"%' OR"
                  "  operations LIKE '%\"admin\"%') LIMIT 1");
     if (st != NULL) {
-        sqlite3_bind_text(st, 1, a->actor_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, a->agent_class, -1, SQLITE_STATIC);
-        ok = sqlite3_step(st) == SQLITE_ROW;
-        sqlite3_reset(st);
+        cs_db_bind_text(st, 1, a->actor_id, -1, CS_DB_STATIC);
+        cs_db_bind_text(st, 2, a->agent_class, -1, CS_DB_STATIC);
+        ok = cs_db_step(st) == CS_DB_ROW;
+        cs_db_reset(st);
     }
     if (!ok)
         cs_res_error(r, 403, "forbidden",
@@ -108,46 +108,53 @@ static void
 h_origin_get(cs_req *r)
 {
     const char *origin = cs_req_param(r, 0);
-    sqlite3_stmt *st;
+    cs_dbst *st;
 
     if (!may_federate(r))
         return;
-    st = cs_stmt(cs_req_db(r),
+    st = cs_stmt_pg(cs_req_db(r),
                  "SELECT MAX((SELECT COALESCE(MAX(origin_seq), 0) FROM"
                  "  artifact_versions WHERE origin_node = ?1),"
                  " (SELECT COALESCE(MAX(json_extract(event, '$.origin.seq')), 0)"
                  "  FROM fed_pending WHERE"
                  "  json_extract(event, '$.origin.node_id') = ?1)),"
                  " (SELECT COUNT(*) FROM artifact_versions WHERE"
-                 "  origin_node = ?1)");
+                 "  origin_node = ?1)",
+                 "SELECT GREATEST((SELECT COALESCE(MAX(origin_seq), 0) FROM"
+                 "  artifact_versions WHERE origin_node = $1),"
+                 " (SELECT COALESCE(MAX((event::jsonb #>> '{origin,seq}')::bigint), 0)"
+                 "  FROM fed_pending WHERE"
+                 "  event::jsonb #>> '{origin,node_id}' = $1)),"
+                 " (SELECT COUNT(*) FROM artifact_versions WHERE"
+                 "  origin_node = $1)");
     if (st == NULL) {
         cs_res_error(r, 500, "internal", "database error");
         return;
     }
-    sqlite3_bind_text(st, 1, origin, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_reset(st);
+    cs_db_bind_text(st, 1, origin, -1, CS_DB_STATIC);
+    if (cs_db_step(st) != CS_DB_ROW) {
+        cs_db_reset(st);
         cs_res_error(r, 500, "internal", "database error");
         return;
     }
     cs_res_json(r, 200,
                 json_pack("{s:s,s:I,s:I}", "node_id", origin, "max_seq",
-                          (json_int_t)sqlite3_column_int64(st, 0), "versions",
-                          (json_int_t)sqlite3_column_int64(st, 1)));
-    sqlite3_reset(st);
+                          (json_int_t)cs_db_column_int64(st, 0), "versions",
+                          (json_int_t)cs_db_column_int64(st, 1)));
+    cs_db_reset(st);
 }
 
 static void
 h_changes(cs_req *r)
 {
     cs_node *n = cs_req_node(r);
-    sqlite3 *db = cs_req_db(r);
+    cs_db *db = cs_req_db(r);
     const char *patterns;
     int64_t since, limit, max_bytes, last, head;
     size_t bytes = 0;
     bool full, more = false;
     json_t *events;
-    sqlite3_stmt *st;
+    cs_dbst *st;
     cs_fed_view view;
     int rows = 0;
 
@@ -168,12 +175,12 @@ h_changes(cs_req *r)
     events = json_array();
     last = since;
     cs_res_fed_view(n, cs_req_actor(r), &view); /* residency: withholding */
-    sqlite3_bind_int64(st, 1, since);
-    sqlite3_bind_int64(st, 2, limit);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        int64_t seq = sqlite3_column_int64(st, 0);
-        const char *uri = (const char *)sqlite3_column_text(st, 1);
-        const char *body = (const char *)sqlite3_column_text(st, 2);
+    cs_db_bind_int64(st, 1, since);
+    cs_db_bind_int64(st, 2, limit);
+    while (cs_db_step(st) == CS_DB_ROW) {
+        int64_t seq = cs_db_column_int64(st, 0);
+        const char *uri = (const char *)cs_db_column_text(st, 1);
+        const char *body = (const char *)cs_db_column_text(st, 2);
         json_t *ev = NULL;
         size_t pb = 0;
         rows++;
@@ -193,7 +200,7 @@ h_changes(cs_req *r)
         }
         last = seq;
     }
-    sqlite3_reset(st);
+    cs_db_reset(st);
     head = cs_store_head_seq(n->store);
     if (!more)
         more = rows >= limit || last < head;
@@ -238,11 +245,11 @@ static void
 h_versions(cs_req *r)
 {
     cs_node *n = cs_req_node(r);
-    sqlite3 *db = cs_req_db(r);
+    cs_db *db = cs_req_db(r);
     const char *uri;
     bool full;
     json_t *arr;
-    sqlite3_stmt *st;
+    cs_dbst *st;
     cs_fed_view view;
     if (!may_federate(r) || !cs_req_query_uri(r, "uri", &uri) ||
         !parse_mode(r, &full))
@@ -260,15 +267,15 @@ h_versions(cs_req *r)
     }
     arr = json_array();
     cs_res_fed_view(n, cs_req_actor(r), &view); /* residency: withholding */
-    sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    cs_db_bind_text(st, 1, uri, -1, CS_DB_STATIC);
+    while (cs_db_step(st) == CS_DB_ROW) {
         json_t *ev = NULL;
-        if (cs_fed_event(n->store, db, sqlite3_column_int64(st, 0),
-                         (const char *)sqlite3_column_text(st, 1), full,
+        if (cs_fed_event(n->store, db, cs_db_column_int64(st, 0),
+                         (const char *)cs_db_column_text(st, 1), full,
                          &view, NULL, &ev, NULL) == CS_OK)
             json_array_append_new(arr, ev);
     }
-    sqlite3_reset(st);
+    cs_db_reset(st);
     cs_res_json(r, 200, json_pack("{s:s,s:o}", "uri", uri, "versions", arr));
 }
 
@@ -276,14 +283,14 @@ static void
 h_payload(cs_req *r)
 {
     cs_node *n = cs_req_node(r);
-    sqlite3 *db = cs_req_db(r);
+    cs_db *db = cs_req_db(r);
     const char *vid;
     char uri[1100] = "", hash[80] = "", ctype[300] = "", pstate[16] = "";
     long long version = 0;
     char *data = NULL;
     size_t len = 0;
     cs_errbuf eb = {{0}};
-    sqlite3_stmt *st;
+    cs_dbst *st;
     bool found = false;
 
     if (!may_federate(r) || !cs_req_query_str(r, "version_id", &vid))
@@ -294,18 +301,18 @@ h_payload(cs_req *r)
         cs_res_error(r, 500, "internal", "database error");
         return;
     }
-    sqlite3_bind_text(st, 1, vid, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    cs_db_bind_text(st, 1, vid, -1, CS_DB_STATIC);
+    if (cs_db_step(st) == CS_DB_ROW) {
         found = true;
-        snprintf(uri, sizeof(uri), "%s", sqlite3_column_text(st, 0));
-        if (sqlite3_column_type(st, 1) != SQLITE_NULL)
-            snprintf(hash, sizeof(hash), "%s", sqlite3_column_text(st, 1));
-        if (sqlite3_column_type(st, 2) != SQLITE_NULL)
-            snprintf(ctype, sizeof(ctype), "%s", sqlite3_column_text(st, 2));
-        snprintf(pstate, sizeof(pstate), "%s", sqlite3_column_text(st, 3));
-        version = sqlite3_column_int64(st, 4);
+        snprintf(uri, sizeof(uri), "%s", cs_db_column_text(st, 0));
+        if (cs_db_column_type(st, 1) != CS_DB_NULL)
+            snprintf(hash, sizeof(hash), "%s", cs_db_column_text(st, 1));
+        if (cs_db_column_type(st, 2) != CS_DB_NULL)
+            snprintf(ctype, sizeof(ctype), "%s", cs_db_column_text(st, 2));
+        snprintf(pstate, sizeof(pstate), "%s", cs_db_column_text(st, 3));
+        version = cs_db_column_int64(st, 4);
     }
-    sqlite3_reset(st);
+    cs_db_reset(st);
     if (!found) {
         cs_res_error(r, 404, "not_found", "no version %s", vid);
         return;
@@ -342,7 +349,7 @@ static void
 h_checkpoint_get(cs_req *r)
 {
     const char *src = cs_req_param(r, 0);
-    sqlite3_stmt *st;
+    cs_dbst *st;
     if (!may_federate(r))
         return;
     st = cs_stmt(cs_req_db(r), "SELECT epoch, seq, updated_at FROM"
@@ -351,36 +358,36 @@ h_checkpoint_get(cs_req *r)
         cs_res_error(r, 500, "internal", "database error");
         return;
     }
-    sqlite3_bind_text(st, 1, src, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_reset(st);
+    cs_db_bind_text(st, 1, src, -1, CS_DB_STATIC);
+    if (cs_db_step(st) != CS_DB_ROW) {
+        cs_db_reset(st);
         cs_res_error(r, 404, "not_found", "no checkpoint for source '%s'", src);
         return;
     }
     cs_res_json(r, 200,
                 json_pack("{s:s,s:s,s:I,s:s}", "source", src, "epoch",
-                          (const char *)sqlite3_column_text(st, 0), "seq",
-                          (json_int_t)sqlite3_column_int64(st, 1),
+                          (const char *)cs_db_column_text(st, 0), "seq",
+                          (json_int_t)cs_db_column_int64(st, 1),
                           "updated_at",
-                          (const char *)sqlite3_column_text(st, 2)));
-    sqlite3_reset(st);
+                          (const char *)cs_db_column_text(st, 2)));
+    cs_db_reset(st);
 }
 
 static cs_err
 checkpoint_delete(cs_tx *tx, void *arg, cs_errbuf *eb)
 {
-    sqlite3 *db = cs_tx_db(tx);
-    sqlite3_stmt *st = cs_stmt(db, "DELETE FROM fed_checkpoints WHERE"
+    cs_db *db = cs_tx_db(tx);
+    cs_dbst *st = cs_stmt(db, "DELETE FROM fed_checkpoints WHERE"
                                    " source = ?1");
     int rc;
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    sqlite3_bind_text(st, 1, (const char *)arg, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    cs_db_bind_text(st, 1, (const char *)arg, -1, CS_DB_STATIC);
+    rc = cs_db_step(st);
+    cs_db_reset(st);
+    if (rc != CS_DB_DONE)
         return cs_db_err(db, rc, eb);
-    return sqlite3_changes(db) > 0
+    return cs_db_changes(db) > 0
                ? CS_OK
                : cs_errf(eb, CS_ENOTFOUND, "no checkpoint for source '%s'",
                          (const char *)arg);
@@ -409,7 +416,7 @@ static void
 h_deadletters(cs_req *r)
 {
     int64_t limit, since;
-    sqlite3_stmt *st;
+    cs_dbst *st;
     json_t *arr;
     if (!may_federate(r) ||
         !cs_req_query_int(r, "limit", 100, 1, 1000, &limit) ||
@@ -424,22 +431,22 @@ h_deadletters(cs_req *r)
         return;
     }
     arr = json_array();
-    sqlite3_bind_int64(st, 1, since);
-    sqlite3_bind_int64(st, 2, limit);
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    cs_db_bind_int64(st, 1, since);
+    cs_db_bind_int64(st, 2, limit);
+    while (cs_db_step(st) == CS_DB_ROW) {
         json_t *o = json_object();
-        json_object_set_new(o, "id", json_integer(sqlite3_column_int64(st, 0)));
+        json_object_set_new(o, "id", json_integer(cs_db_column_int64(st, 0)));
         for (int i = 1; i <= 6; i++) {
             static const char *const k[] = {"", "event_id", "version_id",
                                             "uri", "source", "reason",
                                             "received_at"};
-            const unsigned char *v = sqlite3_column_text(st, i);
+            const unsigned char *v = cs_db_column_text(st, i);
             json_object_set_new(o, k[i], v ? json_string((const char *)v)
                                            : json_null());
         }
         json_array_append_new(arr, o);
     }
-    sqlite3_reset(st);
+    cs_db_reset(st);
     cs_res_json(r, 200, json_pack("{s:o}", "deadletters", arr));
 }
 

@@ -27,7 +27,7 @@ parse_since(cs_req *r, const char *v, int64_t *out)
     char *end = NULL;
     long long x;
     int64_t us;
-    sqlite3_stmt *st;
+    cs_dbst *st;
     if (v == NULL || *v == '\0') {
         *out = 0;
         return true;
@@ -56,9 +56,9 @@ parse_since(cs_req *r, const char *v, int64_t *out)
         cs_res_error(r, 500, "internal", "database error");
         return false;
     }
-    sqlite3_bind_int64(st, 1, us);
-    *out = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_reset(st);
+    cs_db_bind_int64(st, 1, us);
+    *out = cs_db_step(st) == CS_DB_ROW ? cs_db_column_int64(st, 0) : 0;
+    cs_db_reset(st);
     return true;
 }
 
@@ -66,11 +66,11 @@ static void
 feed_page(cs_req *r, const char *org, const char *domain)
 {
     cs_node *n = cs_req_node(r);
-    sqlite3 *db = cs_req_db(r);
+    cs_db *db = cs_req_db(r);
     const cs_actor *me = cs_req_actor(r);
     const char *actor = cs_req_query(r, "actor");
     int64_t since, limit, last = 0, head, scanned = 0, returned = 0;
-    sqlite3_stmt *st;
+    cs_dbst *st;
     char *buf = NULL;
     size_t len = 0, cap = 0;
     bool reached_end = false, more;
@@ -96,20 +96,20 @@ feed_page(cs_req *r, const char *org, const char *domain)
     for (;;) {
         int rows = 0;
         int64_t page = limit * 2;
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
-        sqlite3_bind_int64(st, 1, last);
+        cs_db_reset(st);
+        cs_db_clear_bindings(st);
+        cs_db_bind_int64(st, 1, last);
         if (domain != NULL) {
-            sqlite3_bind_text(st, 2, domain, -1, SQLITE_STATIC);
+            cs_db_bind_text(st, 2, domain, -1, CS_DB_STATIC);
             if (org != NULL)
-                sqlite3_bind_text(st, 3, org, -1, SQLITE_STATIC);
+                cs_db_bind_text(st, 3, org, -1, CS_DB_STATIC);
         }
-        sqlite3_bind_int64(st, 4, page);
-        while (returned < limit && sqlite3_step(st) == SQLITE_ROW) {
-            int64_t seq = sqlite3_column_int64(st, 0);
-            const char *uri = (const char *)sqlite3_column_text(st, 1);
-            const char *body = (const char *)sqlite3_column_text(st, 2);
-            const char *author = (const char *)sqlite3_column_text(st, 3);
+        cs_db_bind_int64(st, 4, page);
+        while (returned < limit && cs_db_step(st) == CS_DB_ROW) {
+            int64_t seq = cs_db_column_int64(st, 0);
+            const char *uri = (const char *)cs_db_column_text(st, 1);
+            const char *body = (const char *)cs_db_column_text(st, 2);
+            const char *author = (const char *)cs_db_column_text(st, 3);
             rows++;
             scanned++;
             last = seq;
@@ -131,7 +131,7 @@ feed_page(cs_req *r, const char *org, const char *domain)
         if (scanned >= limit * SCAN_FACTOR)
             break;
     }
-    sqlite3_reset(st);
+    cs_db_reset(st);
     head = cs_store_head_seq(n->store);
     /* Unfiltered feeds also report events committed after our snapshot. */
     more = !reached_end || (domain == NULL && last < head);
@@ -164,14 +164,14 @@ h_domain_changes(cs_req *r)
 /* ---- subscriptions ---- */
 
 static json_t *
-sub_json(sqlite3_stmt *st)
+sub_json(cs_dbst *st)
 {
     return json_pack("{s:s,s:s,s:s,s:I,s:s}", "id",
-                     (const char *)sqlite3_column_text(st, 0), "actor_id",
-                     (const char *)sqlite3_column_text(st, 1), "pattern",
-                     (const char *)sqlite3_column_text(st, 2), "cursor",
-                     (json_int_t)sqlite3_column_int64(st, 3), "created_at",
-                     (const char *)sqlite3_column_text(st, 4));
+                     (const char *)cs_db_column_text(st, 0), "actor_id",
+                     (const char *)cs_db_column_text(st, 1), "pattern",
+                     (const char *)cs_db_column_text(st, 2), "cursor",
+                     (json_int_t)cs_db_column_int64(st, 3), "created_at",
+                     (const char *)cs_db_column_text(st, 4));
 }
 
 typedef struct sub_new {
@@ -185,21 +185,21 @@ static cs_err
 sub_insert(cs_tx *tx, void *arg, cs_errbuf *eb)
 {
     sub_new *s = arg;
-    sqlite3 *db = cs_tx_db(tx);
-    sqlite3_stmt *st = cs_stmt(db, "INSERT INTO subscriptions(id, actor_id,"
+    cs_db *db = cs_tx_db(tx);
+    cs_dbst *st = cs_stmt(db, "INSERT INTO subscriptions(id, actor_id,"
                                    " pattern, cursor, created_at) VALUES"
                                    " (?1, ?2, ?3, ?4, ?5)");
     int rc;
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    sqlite3_bind_text(st, 1, s->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, s->actor_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, s->pattern, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, s->cursor);
-    sqlite3_bind_text(st, 5, s->created_at, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? CS_OK : cs_db_err(db, rc, eb);
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    cs_db_bind_text(st, 1, s->id, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 2, s->actor_id, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 3, s->pattern, -1, CS_DB_STATIC);
+    cs_db_bind_int64(st, 4, s->cursor);
+    cs_db_bind_text(st, 5, s->created_at, -1, CS_DB_STATIC);
+    rc = cs_db_step(st);
+    cs_db_reset(st);
+    return rc == CS_DB_DONE ? CS_OK : cs_db_err(db, rc, eb);
 }
 
 static void
@@ -259,7 +259,7 @@ h_sub_create(cs_req *r)
 static void
 h_sub_list(cs_req *r)
 {
-    sqlite3_stmt *st = cs_stmt(cs_req_db(r),
+    cs_dbst *st = cs_stmt(cs_req_db(r),
                                "SELECT id, actor_id, pattern, cursor,"
                                " created_at FROM subscriptions WHERE"
                                " actor_id = ?1 ORDER BY created_at, id");
@@ -269,10 +269,10 @@ h_sub_list(cs_req *r)
         cs_res_error(r, 500, "internal", "database error");
         return;
     }
-    sqlite3_bind_text(st, 1, cs_req_actor(r)->actor_id, -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW)
+    cs_db_bind_text(st, 1, cs_req_actor(r)->actor_id, -1, CS_DB_STATIC);
+    while (cs_db_step(st) == CS_DB_ROW)
         json_array_append_new(arr, sub_json(st));
-    sqlite3_reset(st);
+    cs_db_reset(st);
     cs_res_json(r, 200, json_pack("{s:o}", "subscriptions", arr));
 }
 
@@ -281,7 +281,7 @@ static bool
 sub_load(cs_req *r, const char *id, char *pattern, size_t plen,
          int64_t *cursor)
 {
-    sqlite3_stmt *st = cs_stmt(cs_req_db(r),
+    cs_dbst *st = cs_stmt(cs_req_db(r),
                                "SELECT actor_id, pattern, cursor FROM"
                                " subscriptions WHERE id = ?1");
     bool ok = false;
@@ -289,34 +289,34 @@ sub_load(cs_req *r, const char *id, char *pattern, size_t plen,
         cs_res_error(r, 500, "internal", "database error");
         return false;
     }
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_ROW) {
+    cs_db_bind_text(st, 1, id, -1, CS_DB_STATIC);
+    if (cs_db_step(st) != CS_DB_ROW) {
         cs_res_error(r, 404, "not_found", "no subscription '%s'", id);
-    } else if (strcmp((const char *)sqlite3_column_text(st, 0),
+    } else if (strcmp((const char *)cs_db_column_text(st, 0),
                       cs_req_actor(r)->actor_id) != 0) {
         cs_res_error(r, 403, "forbidden",
                      "subscription '%s' belongs to another actor", id);
     } else {
-        snprintf(pattern, plen, "%s", sqlite3_column_text(st, 1));
-        *cursor = sqlite3_column_int64(st, 2);
+        snprintf(pattern, plen, "%s", cs_db_column_text(st, 1));
+        *cursor = cs_db_column_int64(st, 2);
         ok = true;
     }
-    sqlite3_reset(st);
+    cs_db_reset(st);
     return ok;
 }
 
 static cs_err
 sub_delete(cs_tx *tx, void *arg, cs_errbuf *eb)
 {
-    sqlite3 *db = cs_tx_db(tx);
-    sqlite3_stmt *st = cs_stmt(db, "DELETE FROM subscriptions WHERE id = ?1");
+    cs_db *db = cs_tx_db(tx);
+    cs_dbst *st = cs_stmt(db, "DELETE FROM subscriptions WHERE id = ?1");
     int rc;
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    sqlite3_bind_text(st, 1, (const char *)arg, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? CS_OK : cs_db_err(db, rc, eb);
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    cs_db_bind_text(st, 1, (const char *)arg, -1, CS_DB_STATIC);
+    rc = cs_db_step(st);
+    cs_db_reset(st);
+    return rc == CS_DB_DONE ? CS_OK : cs_db_err(db, rc, eb);
 }
 
 static void

@@ -32,18 +32,18 @@
 #define SEARCH_Q_MAX 1024
 
 static void
-stmt_done(sqlite3_stmt *st)
+stmt_done(cs_dbst *st)
 {
     if (st != NULL) {
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
+        cs_db_reset(st);
+        cs_db_clear_bindings(st);
     }
 }
 
 static json_t *
-col_json(sqlite3_stmt *st, int col)
+col_json(cs_dbst *st, int col)
 {
-    const unsigned char *s = sqlite3_column_text(st, col);
+    const unsigned char *s = cs_db_column_text(st, col);
 
     return s != NULL ? json_string((const char *)s) : json_null();
 }
@@ -55,7 +55,7 @@ col_json(sqlite3_stmt *st, int col)
     " version_id, downstream_uri, detail, created_at"
 
 static json_t *
-prov_json(sqlite3_stmt *st)
+prov_json(cs_dbst *st)
 {
     json_t *o = json_object();
     json_t *vt;
@@ -63,11 +63,11 @@ prov_json(sqlite3_stmt *st)
 
     if (o == NULL)
         return NULL;
-    vt = sqlite3_column_type(st, 4) == SQLITE_NULL
+    vt = cs_db_column_type(st, 4) == CS_DB_NULL
              ? json_null()
-             : json_integer(sqlite3_column_int64(st, 4));
+             : json_integer(cs_db_column_int64(st, 4));
     if (json_object_set_new(o, "prov_id",
-                            json_integer(sqlite3_column_int64(st, 0))) != 0 ||
+                            json_integer(cs_db_column_int64(st, 0))) != 0 ||
         json_object_set_new(o, "actor_id", col_json(st, 1)) != 0 ||
         json_object_set_new(o, "operation", col_json(st, 2)) != 0 ||
         json_object_set_new(o, "artifact_uri", col_json(st, 3)) != 0 ||
@@ -76,9 +76,9 @@ prov_json(sqlite3_stmt *st)
         json_object_set_new(o, "downstream_uri", col_json(st, 6)) != 0 ||
         json_object_set_new(o, "created_at", col_json(st, 8)) != 0)
         goto fail;
-    if (sqlite3_column_type(st, 7) != SQLITE_NULL) {
+    if (cs_db_column_type(st, 7) != CS_DB_NULL) {
         /* federation detail: embedded as JSON when it is JSON */
-        const char *d = (const char *)sqlite3_column_text(st, 7);
+        const char *d = (const char *)cs_db_column_text(st, 7);
         detail = d != NULL ? json_loads(d, JSON_DECODE_ANY, NULL) : NULL;
         if (detail == NULL)
             detail = col_json(st, 7);
@@ -93,8 +93,8 @@ fail:
 
 /* Chooses the statement for the given filters; uri (?1) and actor (?2) may
  * be NULL. ?3 is the exclusive upper prov_id bound, ?4 the row limit. */
-static sqlite3_stmt *
-prov_stmt(sqlite3 *db, const char *uri, const char *actor)
+static cs_dbst *
+prov_stmt(cs_db *db, const char *uri, const char *actor)
 {
     if (uri != NULL && actor != NULL)
         return cs_stmt(db, "SELECT " PROV_COLS " FROM provenance"
@@ -115,12 +115,12 @@ prov_stmt(sqlite3 *db, const char *uri, const char *actor)
 static void
 h_provenance(cs_req *r)
 {
-    sqlite3 *db = cs_req_db(r);
+    cs_db *db = cs_req_db(r);
     cs_node *n = cs_req_node(r);
     const cs_actor *me = cs_req_actor(r);
     const char *uri = cs_req_query(r, "uri");
     const char *actor = cs_req_query(r, "actor_id");
-    sqlite3_stmt *st = NULL;
+    cs_dbst *st = NULL;
     json_t *arr = NULL;
     json_t *res;
     int64_t since;
@@ -131,7 +131,7 @@ h_provenance(cs_req *r)
     int64_t scanned = 0;
     bool filter_read = false; /* check read on each record's URI */
     cs_errbuf eb = {{0}};
-    int rc = SQLITE_DONE;
+    int rc = CS_DB_DONE;
 
     /* uri is optional, but a uri= that is present must be valid */
     if (actor != NULL && actor[0] == '\0')
@@ -177,15 +177,15 @@ h_provenance(cs_req *r)
         goto out;
     }
     if (uri != NULL)
-        sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
+        cs_db_bind_text(st, 1, uri, -1, CS_DB_STATIC);
     if (actor != NULL)
-        sqlite3_bind_text(st, 2, actor, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, since);
+        cs_db_bind_text(st, 2, actor, -1, CS_DB_STATIC);
+    cs_db_bind_int64(st, 3, since);
     /* One extra row tells whether an older page exists. */
-    sqlite3_bind_int64(st, 4, filter_read ? -1 : limit + 1);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(st, 0);
-        const char *u = (const char *)sqlite3_column_text(st, 3);
+    cs_db_bind_int64(st, 4, filter_read ? -1 : limit + 1);
+    while ((rc = cs_db_step(st)) == CS_DB_ROW) {
+        int64_t id = cs_db_column_int64(st, 0);
+        const char *u = (const char *)cs_db_column_text(st, 3);
         scanned++;
         if (!filter_read ||
             (u != NULL &&
@@ -206,7 +206,7 @@ h_provenance(cs_req *r)
             break;
         }
     }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    if (rc != CS_DB_ROW && rc != CS_DB_DONE) {
         cs_res_store_error(r, cs_db_err(db, rc, &eb), &eb);
         goto out;
     }
@@ -297,21 +297,21 @@ fts_quote(const char *q, char **out)
 static void
 h_search(cs_req *r)
 {
-    sqlite3 *db = cs_req_db(r);
+    cs_db *db = cs_req_db(r);
     cs_node *n = cs_req_node(r);
     const cs_actor *me = cs_req_actor(r);
     const char *q;
     const char *org = cs_req_query(r, "org");
     const char *domain = cs_req_query(r, "domain");
     char *expr = NULL;
-    sqlite3_stmt *st = NULL;
+    cs_dbst *st = NULL;
     json_t *arr = NULL;
     json_t *res;
     int64_t limit;
     int64_t count = 0;
     cs_errbuf eb = {{0}};
     cs_err rv;
-    int rc = SQLITE_DONE;
+    int rc = CS_DB_DONE;
 
     if (!cs_req_query_str(r, "q", &q) ||
         !cs_req_query_int(r, "limit", SEARCH_LIMIT_DEFAULT, 1,
@@ -340,7 +340,7 @@ h_search(cs_req *r)
     arr = json_array();
     /* Columns of search_fts: uri 0, org 1, domain 2, name 3, summary 4,
      * body 5. bm25() is lower for better matches. */
-    st = cs_stmt(db, "SELECT search_fts.uri, a.head_version, a.name,"
+    st = cs_stmt_pg(db, "SELECT search_fts.uri, a.head_version, a.name,"
                      " snippet(search_fts, 5, '" HL_OPEN "', '" HL_CLOSE
                      "', '…', 16),"
                      " snippet(search_fts, 4, '" HL_OPEN "', '" HL_CLOSE
@@ -351,20 +351,35 @@ h_search(cs_req *r)
                      " WHERE search_fts MATCH ?1 AND a.deleted_at IS NULL"
                      " AND (?2 IS NULL OR search_fts.org = ?2)"
                      " AND (?3 IS NULL OR search_fts.domain = ?3)"
-                     " ORDER BY bm25(search_fts), search_fts.uri");
+                     " ORDER BY bm25(search_fts), search_fts.uri",
+                     /* PostgreSQL: tsvector; the terms of the FTS5 text
+                      * (quoted words) all must match, as in FTS5 */
+                     "SELECT s.uri, a.head_version, a.name,"
+                     " ts_headline('simple', s.body, q, 'StartSel=" HL_OPEN
+                     ", StopSel=" HL_CLOSE ", MaxWords=16, MinWords=4'),"
+                     " ts_headline('simple', COALESCE(s.summary, ''), q,"
+                     " 'StartSel=" HL_OPEN ", StopSel=" HL_CLOSE
+                     ", MaxWords=16, MinWords=4'),"
+                     " -ts_rank_cd(s.tsv, q)"
+                     " FROM search_fts s JOIN artifacts AS a ON a.uri = s.uri,"
+                     " plainto_tsquery('simple', $1) q"
+                     " WHERE s.tsv @@ q AND a.deleted_at IS NULL"
+                     " AND ($2::text IS NULL OR s.org = $2)"
+                     " AND ($3::text IS NULL OR s.domain = $3)"
+                     " ORDER BY 6, s.uri");
     if (arr == NULL || st == NULL) {
         cs_res_error(r, 500, "internal", "cannot run the search");
         goto out;
     }
-    sqlite3_bind_text(st, 1, expr, -1, SQLITE_STATIC);
+    cs_db_bind_text(st, 1, expr, -1, CS_DB_STATIC);
     if (org != NULL)
-        sqlite3_bind_text(st, 2, org, -1, SQLITE_STATIC);
+        cs_db_bind_text(st, 2, org, -1, CS_DB_STATIC);
     if (domain != NULL)
-        sqlite3_bind_text(st, 3, domain, -1, SQLITE_STATIC);
-    while (count < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *uri = (const char *)sqlite3_column_text(st, 0);
-        const char *body_snip = (const char *)sqlite3_column_text(st, 3);
-        const char *sum_snip = (const char *)sqlite3_column_text(st, 4);
+        cs_db_bind_text(st, 3, domain, -1, CS_DB_STATIC);
+    while (count < limit && (rc = cs_db_step(st)) == CS_DB_ROW) {
+        const char *uri = (const char *)cs_db_column_text(st, 0);
+        const char *body_snip = (const char *)cs_db_column_text(st, 3);
+        const char *sum_snip = (const char *)cs_db_column_text(st, 4);
         const char *snip;
         json_t *o;
 
@@ -381,15 +396,15 @@ h_search(cs_req *r)
         else
             snip = sum_snip != NULL ? sum_snip : "";
         o = json_pack("{s:s,s:I,s:o,s:s?,s:f}", "uri", uri, "version",
-                      (json_int_t)sqlite3_column_int64(st, 1), "name",
+                      (json_int_t)cs_db_column_int64(st, 1), "name",
                       col_json(st, 2), "snippet", snip, "score",
-                      -sqlite3_column_double(st, 5));
+                      -cs_db_column_double(st, 5));
         if (o == NULL) {
             /* a snippet cut inside a multi-byte character, or no memory */
             o = json_pack("{s:s,s:I,s:o,s:s,s:f}", "uri", uri, "version",
-                          (json_int_t)sqlite3_column_int64(st, 1), "name",
+                          (json_int_t)cs_db_column_int64(st, 1), "name",
                           col_json(st, 2), "snippet", "", "score",
-                          -sqlite3_column_double(st, 5));
+                          -cs_db_column_double(st, 5));
         }
         if (json_array_append_new(arr, o) != 0) {
             cs_res_error(r, 500, "internal", "out of memory");
@@ -397,7 +412,7 @@ h_search(cs_req *r)
         }
         count++;
     }
-    if (count < limit && rc != SQLITE_DONE) {
+    if (count < limit && rc != CS_DB_DONE) {
         /* Quoting makes every query valid, so this is a real failure. */
         cs_res_store_error(r, cs_db_err(db, rc, &eb), &eb);
         goto out;

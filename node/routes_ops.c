@@ -81,25 +81,25 @@ h_metrics(cs_req *r)
         (unsigned long long)ss.group_max,
         (unsigned long long)ss.checkpoints,
         (unsigned long long)ss.writer_checkpoints,
-        (unsigned long long)ss.wal_frames, (long long)sqlite3_memory_used(),
+        (unsigned long long)ss.wal_frames, (long long)ss.heap_bytes,
         rss_kib() * 1024,
         (double)(cs_now_us() - n->started_us) / 1e6);
     cs_forks_metrics(cs_req_db(r), &buf, &len, &cap);
     cs_ingest_metrics(&buf, &len, &cap);
     {
-        sqlite3_stmt *st = cs_stmt(cs_req_db(r),
+        cs_dbst *st = cs_stmt(cs_req_db(r),
                                    "SELECT (SELECT COUNT(*) FROM fed_pending),"
                                    " (SELECT COUNT(*) FROM fed_deadletters)");
-        if (st != NULL && sqlite3_step(st) == SQLITE_ROW)
+        if (st != NULL && cs_db_step(st) == CS_DB_ROW)
             cs_buf_appendf(&buf, &len, &cap,
                            "# TYPE ctxsync_federation_pending gauge\n"
                            "ctxsync_federation_pending %lld\n"
                            "# TYPE ctxsync_federation_deadletters gauge\n"
                            "ctxsync_federation_deadletters %lld\n",
-                           (long long)sqlite3_column_int64(st, 0),
-                           (long long)sqlite3_column_int64(st, 1));
+                           (long long)cs_db_column_int64(st, 0),
+                           (long long)cs_db_column_int64(st, 1));
         if (st != NULL)
-            sqlite3_reset(st);
+            cs_db_reset(st);
     }
     if (buf == NULL) {
         cs_res_error(r, 500, "internal", "out of memory");

@@ -32,10 +32,10 @@
 /* rows */
 
 static json_t *
-col_str(sqlite3_stmt *st, int i)
+col_str(cs_dbst *st, int i)
 {
-    const char *t = (const char *)sqlite3_column_text(st, i);
-    int n = sqlite3_column_bytes(st, i);
+    const char *t = (const char *)cs_db_column_text(st, i);
+    int n = cs_db_column_bytes(st, i);
 
     if (t == NULL || !cs_utf8_valid(t, (size_t)n))
         return json_null();
@@ -44,14 +44,14 @@ col_str(sqlite3_stmt *st, int i)
 
 /* The suggestion JSON of the current row; NULL on OOM. */
 static json_t *
-sugg_json(sqlite3_stmt *st)
+sugg_json(cs_dbst *st)
 {
-    const char *ctext = (const char *)sqlite3_column_text(st, 2);
+    const char *ctext = (const char *)cs_db_column_text(st, 2);
     json_t *o = json_object(), *content = NULL;
     bool bad = o == NULL;
 
     if (ctext == NULL ||
-        cs_json_parse(ctext, (size_t)sqlite3_column_bytes(st, 2), &content,
+        cs_json_parse(ctext, (size_t)cs_db_column_bytes(st, 2), &content,
                       NULL) != CS_OK)
         content = json_null();
     if (bad) {
@@ -65,9 +65,9 @@ sugg_json(sqlite3_stmt *st)
     bad |= json_object_set_new(o, "summary", col_str(st, 3)) != 0;
     bad |= json_object_set_new(
                o, "base_version",
-               sqlite3_column_type(st, 4) == SQLITE_NULL
+               cs_db_column_type(st, 4) == CS_DB_NULL
                    ? json_null()
-                   : json_integer(sqlite3_column_int64(st, 4))) != 0;
+                   : json_integer(cs_db_column_int64(st, 4))) != 0;
     bad |= json_object_set_new(o, "author_id", col_str(st, 6)) != 0;
     bad |= json_object_set_new(o, "created_at", col_str(st, 7)) != 0;
     bad |= json_object_set_new(o, "decided_by", col_str(st, 8)) != 0;
@@ -82,27 +82,27 @@ sugg_json(sqlite3_stmt *st)
 
 /* The suggestion `id` on db; CS_ENOTFOUND when unknown. */
 static cs_err
-sugg_load(sqlite3 *db, const char *id, json_t **out, cs_errbuf *eb)
+sugg_load(cs_db *db, const char *id, json_t **out, cs_errbuf *eb)
 {
-    sqlite3_stmt *st = cs_stmt(db, "SELECT " SUGG_COLS
+    cs_dbst *st = cs_stmt(db, "SELECT " SUGG_COLS
                                    " FROM suggestions WHERE id = ?1");
     cs_err rv = CS_OK;
     int rc;
 
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    cs_db_bind_text(st, 1, id, -1, CS_DB_STATIC);
+    rc = cs_db_step(st);
+    if (rc == CS_DB_ROW) {
         *out = sugg_json(st);
         if (*out == NULL)
             rv = CS_ENOMEM;
-    } else if (rc == SQLITE_DONE) {
+    } else if (rc == CS_DB_DONE) {
         rv = cs_errf(eb, CS_ENOTFOUND, "suggestion %s not found", id);
     } else {
         rv = cs_db_err(db, rc, eb);
     }
-    sqlite3_reset(st);
+    cs_db_reset(st);
     return rv;
 }
 
@@ -127,30 +127,30 @@ static cs_err
 new_fn(cs_tx *tx, void *p, cs_errbuf *eb)
 {
     new_arg *a = p;
-    sqlite3 *db = cs_tx_db(tx);
+    cs_db *db = cs_tx_db(tx);
     char now[CS_TIME_LEN];
-    sqlite3_stmt *st;
+    cs_dbst *st;
     int rc;
 
     st = cs_stmt(db, "INSERT INTO suggestions(id, uri, content, summary,"
                      " base_version, status, author_id, created_at)"
                      " VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)");
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
+        return cs_db_err(db, CS_DB_ERROR, eb);
     cs_time_format(cs_now_us(), now);
-    sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, a->uri, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, a->content, -1, SQLITE_STATIC);
+    cs_db_bind_text(st, 1, a->id, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 2, a->uri, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 3, a->content, -1, CS_DB_STATIC);
     if (a->summary != NULL)
-        sqlite3_bind_text(st, 4, a->summary, -1, SQLITE_STATIC);
+        cs_db_bind_text(st, 4, a->summary, -1, CS_DB_STATIC);
     else
-        sqlite3_bind_null(st, 4);
-    sqlite3_bind_int64(st, 5, a->base);
-    sqlite3_bind_text(st, 6, a->author_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 7, now, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
+        cs_db_bind_null(st, 4);
+    cs_db_bind_int64(st, 5, a->base);
+    cs_db_bind_text(st, 6, a->author_id, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 7, now, -1, CS_DB_STATIC);
+    rc = cs_db_step(st);
+    cs_db_reset(st);
+    if (rc != CS_DB_DONE)
         return cs_db_err(db, rc, eb);
     return sugg_load(db, a->id, &a->out, eb);
 }
@@ -262,16 +262,16 @@ may_see(cs_req *r, const char *uri, const char *author)
 static void
 h_list(cs_req *r)
 {
-    sqlite3 *db = cs_req_db(r);
+    cs_db *db = cs_req_db(r);
     const char *uri = NULL, *status = cs_req_query(r, "status");
     const char *cursor = cs_req_query(r, "cursor");
     char *cur_at = NULL;
     const char *cur_id = "";
     int64_t limit, count = 0;
     json_t *res = NULL, *arr = NULL, *last = NULL;
-    sqlite3_stmt *st;
+    cs_dbst *st;
     bool more = false, bad = false;
-    int rc = SQLITE_DONE;
+    int rc = CS_DB_DONE;
 
     if (cs_req_query(r, "uri") != NULL && !cs_req_uri(r, &uri))
         return;
@@ -315,14 +315,14 @@ h_list(cs_req *r)
         goto out;
     }
     if (uri != NULL)
-        sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
+        cs_db_bind_text(st, 1, uri, -1, CS_DB_STATIC);
     if (status != NULL)
-        sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, cur_at != NULL ? cur_at : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, cur_id, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *suri = (const char *)sqlite3_column_text(st, 1);
-        const char *author = (const char *)sqlite3_column_text(st, 6);
+        cs_db_bind_text(st, 2, status, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 3, cur_at != NULL ? cur_at : "", -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 4, cur_id, -1, CS_DB_STATIC);
+    while ((rc = cs_db_step(st)) == CS_DB_ROW) {
+        const char *suri = (const char *)cs_db_column_text(st, 1);
+        const char *author = (const char *)cs_db_column_text(st, 6);
         json_t *e;
         if (suri == NULL || !may_see(r, suri, author))
             continue;
@@ -338,8 +338,8 @@ h_list(cs_req *r)
         last = e;
         count++;
     }
-    sqlite3_reset(st);
-    if (bad || (rc != SQLITE_ROW && rc != SQLITE_DONE)) {
+    cs_db_reset(st);
+    if (bad || (rc != CS_DB_ROW && rc != CS_DB_DONE)) {
         cs_res_store_error(r, bad ? CS_ENOMEM : CS_EDB, NULL);
         goto out;
     }
@@ -380,10 +380,10 @@ static cs_err
 decide_fn(cs_tx *tx, void *p, cs_errbuf *eb)
 {
     decide *a = p;
-    sqlite3 *db = cs_tx_db(tx);
+    cs_db *db = cs_tx_db(tx);
     char now[CS_TIME_LEN];
     const char *vid = NULL;
-    sqlite3_stmt *st;
+    cs_dbst *st;
     cs_err rv;
     int rc;
 
@@ -397,22 +397,22 @@ decide_fn(cs_tx *tx, void *p, cs_errbuf *eb)
                      " decided_at = ?4, version_id = ?5"
                      " WHERE id = ?1 AND status = 'pending'");
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
+        return cs_db_err(db, CS_DB_ERROR, eb);
     cs_time_format(cs_now_us(), now);
-    sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, a->approve ? "approved" : "rejected", -1,
-                      SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, a->decider, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, now, -1, SQLITE_STATIC);
+    cs_db_bind_text(st, 1, a->id, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 2, a->approve ? "approved" : "rejected", -1,
+                      CS_DB_STATIC);
+    cs_db_bind_text(st, 3, a->decider, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 4, now, -1, CS_DB_STATIC);
     if (vid != NULL)
-        sqlite3_bind_text(st, 5, vid, -1, SQLITE_STATIC);
+        cs_db_bind_text(st, 5, vid, -1, CS_DB_STATIC);
     else
-        sqlite3_bind_null(st, 5);
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
+        cs_db_bind_null(st, 5);
+    rc = cs_db_step(st);
+    cs_db_reset(st);
+    if (rc != CS_DB_DONE)
         return cs_db_err(db, rc, eb);
-    if (sqlite3_changes(db) == 0) {
+    if (cs_db_changes(db) == 0) {
         a->not_pending = true;
         return cs_errf(eb, CS_ECONFLICT, "suggestion %s is no longer pending",
                        a->id);
@@ -423,7 +423,7 @@ decide_fn(cs_tx *tx, void *p, cs_errbuf *eb)
 static void
 decide_req(cs_req *r, bool approve)
 {
-    sqlite3 *db = cs_req_db(r);
+    cs_db *db = cs_req_db(r);
     const char *id = cs_req_param(r, 0);
     const char *uri, *status, *author;
     json_t *s = NULL, *res = NULL;

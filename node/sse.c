@@ -69,7 +69,7 @@ struct sse_client {
 
 struct sse_hub {
     cs_node *node;
-    sqlite3 *db;
+    cs_db *db;
     nng_socket sub;
     pthread_t thr;
     pthread_mutex_t mu;
@@ -254,7 +254,7 @@ deliver(sse_hub *h, sse_client *c, int64_t seq, const char *uri,
 static void
 replay(sse_hub *h, sse_client *c)
 {
-    sqlite3_stmt *st;
+    cs_dbst *st;
     int rows = 0;
     if (h->db == NULL)
         return;
@@ -262,12 +262,12 @@ replay(sse_hub *h, sse_client *c)
                         " WHERE seq > ?1 ORDER BY seq LIMIT ?2");
     if (st == NULL)
         return;
-    sqlite3_bind_int64(st, 1, c->cursor);
-    sqlite3_bind_int(st, 2, REPLAY_PAGE);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        int64_t seq = sqlite3_column_int64(st, 0);
-        const char *uri = (const char *)sqlite3_column_text(st, 1);
-        const char *body = (const char *)sqlite3_column_text(st, 2);
+    cs_db_bind_int64(st, 1, c->cursor);
+    cs_db_bind_int(st, 2, REPLAY_PAGE);
+    while (cs_db_step(st) == CS_DB_ROW) {
+        int64_t seq = cs_db_column_int64(st, 0);
+        const char *uri = (const char *)cs_db_column_text(st, 1);
+        const char *body = (const char *)cs_db_column_text(st, 2);
         rows++;
         c->cursor = seq;
         if (wants(h, c, uri)) {
@@ -275,7 +275,7 @@ replay(sse_hub *h, sse_client *c)
             atomic_fetch_add(&h->delivered, 1);
         }
     }
-    sqlite3_reset(st);
+    cs_db_reset(st);
     if (rows < REPLAY_PAGE)
         c->live = true; /* caught up with everything committed */
 }
@@ -291,17 +291,17 @@ static cs_err
 cursor_write(cs_tx *tx, void *arg, cs_errbuf *eb)
 {
     cursor_upd *u = arg;
-    sqlite3 *db = cs_tx_db(tx);
-    sqlite3_stmt *st = cs_stmt(
+    cs_db *db = cs_tx_db(tx);
+    cs_dbst *st = cs_stmt(
         db, "UPDATE subscriptions SET cursor = ?2 WHERE id = ?1 AND cursor < ?2");
     int rc;
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    sqlite3_bind_text(st, 1, u->id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, u->seq);
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? CS_OK : cs_db_err(db, rc, eb);
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    cs_db_bind_text(st, 1, u->id, -1, CS_DB_STATIC);
+    cs_db_bind_int64(st, 2, u->seq);
+    rc = cs_db_step(st);
+    cs_db_reset(st);
+    return rc == CS_DB_DONE ? CS_OK : cs_db_err(db, rc, eb);
 }
 
 static void
@@ -468,7 +468,7 @@ sse_hub_start(cs_node *n, sse_hub **out, cs_errbuf *eb)
     h->last_keepalive_us = cs_now_us();
     if (pthread_create(&h->thr, NULL, hub_main, h) != 0) {
         nng_close(h->sub);
-        sqlite3_close_v2(h->db);
+        cs_db_close(h->db);
         free(h);
         return CS_ENOMEM;
     }

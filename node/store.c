@@ -16,14 +16,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <libpq-fe.h>
+#include <poll.h>
+#include <sqlite3.h>
 
 #include "cs_hash.h"
 #include "cs_json.h"
 #include "cs_log.h"
 #include "schema.h"
+#include "schema_pg.h"
+
+/* PostgreSQL advisory lock keys ("ctxs", "ctxm"): the write lock every
+ * process's writer holds from BEGIN to COMMIT (one writer at a time across
+ * processes: seq is given out and committed in the same order), and the
+ * migration lock. */
+#define PG_WRITE_LOCK 1668577395
+#define PG_MIGRATE_LOCK 1668577389
 
 #define GROUP_MAX 512
 
@@ -47,19 +60,20 @@ typedef struct pubev {
 
 struct cs_tx {
     cs_store *store;
-    sqlite3 *db;
+    cs_db *db;
     pubev *events, **events_tail; /* events of the current job */
     bool grants_changed;
 };
 
 struct cs_store {
-    char *data_dir;
+    char *data_dir; /* the SQLite directory, or the PostgreSQL URL */
     char *db_path;
+    bool pg;        /* PostgreSQL store */
     char node_id[129], region[65], epoch[33];
     bool sync_full;
     size_t blob_inline_max;
     int lock_fd; /* flock on DIR/ctxsync.lock while open */
-    sqlite3 *wdb;
+    cs_db *wdb;
     pthread_t writer;
     pthread_mutex_t mu;
     pthread_cond_t cv_work, cv_done;
@@ -73,130 +87,52 @@ struct cs_store {
 
     /* the checkpointer: WAL frames are copied back into the database by
      * its own thread and connection, not by the writer after a commit */
-    sqlite3 *ckdb;
+    cs_db *ckdb;
     pthread_t ckpt;
     bool ckpt_running, ck_due, ck_stop;
     pthread_mutex_t ck_mu;
     pthread_cond_t ck_cv;
     _Atomic int wal_frames;
     _Atomic uint64_t n_checkpoints, n_writer_checkpoints;
+
+    /* PostgreSQL: the listener thread (LISTEN ctxsync_events and
+     * ctxsync_grants) publishes every process's committed events to this
+     * process's hub, in seq order, from the table */
+    pthread_t listener;
+    bool listener_running;
+    _Atomic bool l_stop;
+    int64_t l_published; /* highest seq published (listener thread) */
+    _Atomic uint64_t n_notifies;
 };
 
-/* ---- statement cache: per connection, keyed by SQL pointer ---- */
-
-typedef struct stmt_ent {
-    sqlite3 *db;
-    const char *sql;
-    sqlite3_stmt *st;
-} stmt_ent;
-
-#define STMT_CACHE 128
-static _Thread_local stmt_ent t_cache[STMT_CACHE];
-
-sqlite3_stmt *
-cs_stmt(sqlite3 *db, const char *sql)
+/* Runs sql (no parameters, no results) on db. */
+static int
+exec(cs_db *db, const char *sql, cs_errbuf *eb)
 {
-    size_t h = ((uintptr_t)sql >> 3) ^ ((uintptr_t)db >> 4);
-    for (size_t i = 0; i < STMT_CACHE; i++) {
-        stmt_ent *e = &t_cache[(h + i) % STMT_CACHE];
-        if (e->st != NULL && e->db == db && e->sql == sql) {
-            sqlite3_reset(e->st);
-            sqlite3_clear_bindings(e->st);
-            return e->st;
-        }
-        if (e->st == NULL) {
-            if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT,
-                                   &e->st, NULL) != SQLITE_OK) {
-                cs_log(CS_LOG_ERROR, "DB-PREPARE", "%s: %s", sqlite3_errmsg(db),
-                       sql);
-                e->st = NULL;
-                return NULL;
-            }
-            e->db = db;
-            e->sql = sql;
-            return e->st;
-        }
-    }
-    /* Cache full: fall back to an uncached statement is not possible
-     * without leaking; evict slot h. */
-    stmt_ent *e = &t_cache[h % STMT_CACHE];
-    sqlite3_finalize(e->st);
-    e->st = NULL;
-    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &e->st,
-                           NULL) != SQLITE_OK) {
-        cs_log(CS_LOG_ERROR, "DB-PREPARE", "%s", sqlite3_errmsg(db));
-        return NULL;
-    }
-    e->db = db;
-    e->sql = sql;
-    return e->st;
-}
-
-/* Finalizes this thread's cached statements of db (before closing it). */
-static void
-stmt_cache_drop(sqlite3 *db)
-{
-    for (size_t i = 0; i < STMT_CACHE; i++) {
-        if (t_cache[i].st != NULL && t_cache[i].db == db) {
-            sqlite3_finalize(t_cache[i].st);
-            t_cache[i].st = NULL;
-            t_cache[i].db = NULL;
-            t_cache[i].sql = NULL;
-        }
-    }
-}
-
-cs_err
-cs_db_err(sqlite3 *db, int rc, cs_errbuf *eb)
-{
-    int prim = rc & 0xff;
-    const char *m = db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-    if (prim == SQLITE_FULL)
-        return cs_errf(eb, CS_EFULL, "storage full: %s", m);
-    if (prim == SQLITE_CONSTRAINT)
-        return cs_errf(eb, CS_ECONFLICT, "constraint: %s", m);
-    if (prim == SQLITE_IOERR || prim == SQLITE_CANTOPEN)
-        return cs_errf(eb, CS_EIO, "storage i/o error: %s", m);
-    return cs_errf(eb, CS_EDB, "database error: %s", m);
+    return cs_db_exec(db, sql, eb);
 }
 
 static int
-exec(sqlite3 *db, const char *sql, cs_errbuf *eb)
-{
-    char *msg = NULL;
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-    if (rc != SQLITE_OK) {
-        cs_errf(eb, CS_EDB, "%s", msg != NULL ? msg : sqlite3_errstr(rc));
-        sqlite3_free(msg);
-    }
-    return rc;
-}
-
-static int
-open_conn(const char *path, int flags, bool sync_full, sqlite3 **out,
+open_conn(const char *path, int flags, bool sync_full, cs_db **out,
           cs_errbuf *eb)
 {
-    sqlite3 *db = NULL;
-    int rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        cs_errf(eb, CS_EIO, "cannot open %s: %s", path,
-                db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-        sqlite3_close_v2(db);
-        return rc;
-    }
-    sqlite3_busy_timeout(db, 10000);
+    cs_db *db = NULL;
+    int rc;
+    if (cs_db_open_sqlite(path, flags, &db, eb) != CS_OK)
+        return CS_DB_IOERR;
+    sqlite3_busy_timeout(cs_db_handle(db), 10000);
     rc = exec(db,
               sync_full ? "PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL;"
                           " PRAGMA cache_size=-16000;"
                         : "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;"
                           " PRAGMA cache_size=-16000;",
               eb);
-    if (rc != SQLITE_OK) {
-        sqlite3_close_v2(db);
+    if (rc != CS_DB_OK) {
+        cs_db_close(db);
         return rc;
     }
     *out = db;
-    return SQLITE_OK;
+    return CS_DB_OK;
 }
 
 static char *
@@ -209,42 +145,113 @@ path_join(const char *a, const char *b)
     return p;
 }
 
+static int query_int(cs_db *db, const char *sql, int64_t *out,
+                     cs_errbuf *eb);
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* A PostgreSQL database must compare text bytewise (as SQLite does: every
+ * node must pick the same provisional head and page in the same order) and
+ * hold UTF-8. */
 static cs_err
-migrate(sqlite3 *db, cs_errbuf *eb)
+pg_check_database(cs_db *db, cs_errbuf *eb)
 {
-    sqlite3_stmt *st = NULL;
-    int ver = 0;
-    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) !=
-            SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_finalize(st);
-        return cs_errf(eb, CS_EDB, "cannot read schema version: %s",
-                       sqlite3_errmsg(db));
+    cs_dbst *st = NULL;
+    cs_err rv = CS_OK;
+    const char *coll, *enc;
+    if (cs_db_prepare(db, "SELECT datcollate, pg_encoding_to_char(encoding)"
+                          " FROM pg_database WHERE datname = current_database()",
+                      &st) != CS_DB_OK ||
+        cs_db_step(st) != CS_DB_ROW) {
+        rv = cs_errf(eb, CS_EDB, "cannot read the database's collation: %s",
+                     cs_db_errmsg(db));
+        goto out;
     }
-    ver = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    if (ver > CS_MIGRATION_COUNT)
-        return cs_errf(eb, CS_EINVAL,
-                       "database schema version %d is newer than this "
-                       "ctxsync-node supports (%d): upgrade ctxsync-node",
-                       ver, CS_MIGRATION_COUNT);
-    for (int i = ver; i < CS_MIGRATION_COUNT; i++) {
-        char pragma[64];
-        if (exec(db, "BEGIN IMMEDIATE", eb) != SQLITE_OK)
-            return CS_EDB;
-        snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d", i + 1);
-        if (exec(db, cs_migrations[i], eb) != SQLITE_OK ||
-            exec(db, pragma, eb) != SQLITE_OK) {
-            exec(db, "ROLLBACK", NULL);
-            return cs_errf(eb, CS_EDB, "migration %d failed: %s", i + 1,
-                           eb ? eb->msg : "");
+    coll = (const char *)cs_db_column_text(st, 0);
+    enc = (const char *)cs_db_column_text(st, 1);
+    if (coll == NULL || enc == NULL ||
+        (strcmp(coll, "C") != 0 && strcmp(coll, "POSIX") != 0 &&
+         strcasecmp(coll, "C.UTF-8") != 0 && strcasecmp(coll, "C.utf8") != 0) ||
+        strcmp(enc, "UTF8") != 0)
+        rv = cs_errf(eb, CS_EINVAL,
+                     "the database has collation %s and encoding %s; ContextSync "
+                     "needs UTF8 with bytewise order: CREATE DATABASE name "
+                     "TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8'",
+                     coll ? coll : "?", enc ? enc : "?");
+out:
+    cs_db_finalize(st);
+    return rv;
+}
+
+/* Moves the schema forward, one transaction per migration. SQLite keeps
+ * the version in PRAGMA user_version, PostgreSQL in schema_version (under
+ * an advisory lock: several node processes may start at once). */
+static cs_err
+migrate(cs_db *db, cs_errbuf *eb)
+{
+    bool pg = cs_db_kind_of(db) == CS_DB_POSTGRES;
+    const char *const *mig = pg ? cs_pg_migrations : cs_migrations;
+    int count = pg ? CS_PG_MIGRATION_COUNT : CS_MIGRATION_COUNT;
+    int64_t ver = 0;
+    cs_err rv = CS_OK;
+
+    if (pg && (rv = pg_check_database(db, eb)) != CS_OK)
+        return rv;
+    if (pg && (exec(db, "SELECT pg_advisory_lock(" STR(PG_MIGRATE_LOCK) ")",
+                    eb) != CS_DB_OK ||
+               exec(db, "CREATE TABLE IF NOT EXISTS schema_version("
+                        "one INT PRIMARY KEY CHECK(one = 1),"
+                        " version INT NOT NULL)",
+                    eb) != CS_DB_OK))
+        return cs_errf(eb, CS_EDB, "cannot prepare the schema: %s",
+                       cs_db_errmsg(db));
+    if (query_int(db,
+                  pg ? "SELECT COALESCE((SELECT version FROM schema_version), 0)"
+                     : "PRAGMA user_version",
+                  &ver, eb) != CS_DB_OK) {
+        rv = cs_errf(eb, CS_EDB, "cannot read schema version: %s",
+                     cs_db_errmsg(db));
+        goto out;
+    }
+    if (ver > count) {
+        rv = cs_errf(eb, CS_EINVAL,
+                     "database schema version %d is newer than this "
+                     "ctxsync-node supports (%d): upgrade ctxsync-node",
+                     (int)ver, count);
+        goto out;
+    }
+    for (int i = (int)ver; i < count; i++) {
+        char setver[160];
+        if (exec(db, "BEGIN IMMEDIATE", eb) != CS_DB_OK) {
+            rv = CS_EDB;
+            goto out;
         }
-        if (exec(db, "COMMIT", eb) != SQLITE_OK)
-            return CS_EDB;
+        if (pg)
+            snprintf(setver, sizeof(setver),
+                     "INSERT INTO schema_version VALUES (1, %d) ON CONFLICT"
+                     " (one) DO UPDATE SET version = excluded.version",
+                     i + 1);
+        else
+            snprintf(setver, sizeof(setver), "PRAGMA user_version=%d", i + 1);
+        if (exec(db, mig[i], eb) != CS_DB_OK ||
+            exec(db, setver, eb) != CS_DB_OK) {
+            exec(db, "ROLLBACK", NULL);
+            rv = cs_errf(eb, CS_EDB, "migration %d failed: %s", i + 1,
+                         eb ? eb->msg : "");
+            goto out;
+        }
+        if (exec(db, "COMMIT", eb) != CS_DB_OK) {
+            rv = CS_EDB;
+            goto out;
+        }
         cs_log(CS_LOG_NOTICE, "DB-MIGRATE", "schema migrated to version %d",
                i + 1);
     }
-    return CS_OK;
+out:
+    if (pg)
+        exec(db, "SELECT pg_advisory_unlock(" STR(PG_MIGRATE_LOCK) ")", NULL);
+    return rv;
 }
 
 static cs_err
@@ -262,11 +269,19 @@ cs_store_init(const char *data_dir, const char *node_id, const char *region,
 {
     cs_err rv = CS_OK;
     char *dbp = NULL, *blobs = NULL;
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
+    cs_db *db = NULL;
+    cs_dbst *st = NULL;
     char epoch[33], now[CS_TIME_LEN];
     struct stat sb;
 
+    if (cs_db_is_pg_url(data_dir)) {
+        /* an existing database: the schema, then the identity rows (a
+         * second init fails on meta's primary key) */
+        if ((rv = cs_db_open_pg(data_dir, &db, eb)) != CS_OK ||
+            (rv = migrate(db, eb)) != CS_OK)
+            goto out;
+        goto identity;
+    }
     dbp = path_join(data_dir, "ctxsync.db");
     blobs = path_join(data_dir, "blobs");
     if (dbp == NULL || blobs == NULL) {
@@ -284,38 +299,42 @@ cs_store_init(const char *data_dir, const char *node_id, const char *region,
         (rv = mkdir_p(blobs, eb)) != CS_OK)
         goto out;
     if (open_conn(dbp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, true, &db,
-                  eb) != SQLITE_OK) {
+                  eb) != CS_DB_OK) {
         rv = CS_EIO;
         goto out;
     }
-    if (exec(db, "PRAGMA journal_mode=WAL", eb) != SQLITE_OK) {
+    if (exec(db, "PRAGMA journal_mode=WAL", eb) != CS_DB_OK) {
         rv = CS_EDB;
         goto out;
     }
     if ((rv = migrate(db, eb)) != CS_OK)
         goto out;
+identity:
     if ((rv = cs_random_hex(epoch, 16)) != CS_OK)
         goto out;
     cs_time_format(cs_now_us(), now);
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO meta(key, value) VALUES"
+    if (cs_db_prepare(db, "INSERT INTO meta(key, value) VALUES"
                            " ('node_id', ?1), ('region', ?2), ('epoch', ?3),"
-                           " ('created_at', ?4)",
-                           -1, &st, NULL) != SQLITE_OK) {
-        rv = cs_db_err(db, SQLITE_ERROR, eb);
+                           " ('created_at', ?4)", &st) != CS_DB_OK) {
+        rv = cs_db_err(db, CS_DB_ERROR, eb);
         goto out;
     }
-    sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, region, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, epoch, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, now, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rv = cs_db_err(db, sqlite3_errcode(db), eb);
+    cs_db_bind_text(st, 1, node_id, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 2, region, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 3, epoch, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 4, now, -1, CS_DB_STATIC);
+    if (cs_db_step(st) != CS_DB_DONE) {
+        if (cs_db_errcode(db) == CS_DB_CONSTRAINT)
+            rv = cs_errf(eb, CS_ECONFLICT,
+                         "the database already holds a ContextSync node; "
+                         "refusing to initialise it again");
+        else
+            rv = cs_db_err(db, cs_db_errcode(db), eb);
         goto out;
     }
 out:
-    sqlite3_finalize(st);
-    sqlite3_close_v2(db);
+    cs_db_finalize(st);
+    cs_db_close(db);
     free(dbp);
     free(blobs);
     return rv;
@@ -350,45 +369,45 @@ lock_data_dir(const char *data_dir, cs_errbuf *eb)
 
 /* One integer from a one-row query on an offline connection. */
 static int
-query_int(sqlite3 *db, const char *sql, int64_t *out, cs_errbuf *eb)
+query_int(cs_db *db, const char *sql, int64_t *out, cs_errbuf *eb)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            *out = sqlite3_column_int64(st, 0);
-            rc = SQLITE_OK;
+    cs_dbst *st = NULL;
+    int rc = cs_db_prepare(db, sql, &st);
+    if (rc == CS_DB_OK) {
+        rc = cs_db_step(st);
+        if (rc == CS_DB_ROW) {
+            *out = cs_db_column_int64(st, 0);
+            rc = CS_DB_OK;
         }
     }
-    if (rc != SQLITE_OK)
+    if (rc != CS_DB_OK)
         cs_db_err(db, rc, eb);
-    sqlite3_finalize(st);
+    cs_db_finalize(st);
     return rc;
 }
 
 /* Runs sql with text ?1 and, when b is not NULL, text ?2. */
 static int
-exec_text2(sqlite3 *db, const char *sql, const char *a, const char *b,
+exec_text2(cs_db *db, const char *sql, const char *a, const char *b,
            cs_errbuf *eb)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+    cs_dbst *st = NULL;
+    int rc = cs_db_prepare(db, sql, &st);
+    if (rc == CS_DB_OK) {
+        cs_db_bind_text(st, 1, a, -1, CS_DB_STATIC);
         if (b != NULL)
-            sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
+            cs_db_bind_text(st, 2, b, -1, CS_DB_STATIC);
+        rc = cs_db_step(st) == CS_DB_DONE ? CS_DB_OK : cs_db_errcode(db);
     }
-    if (rc != SQLITE_OK)
+    if (rc != CS_DB_OK)
         cs_db_err(db, rc, eb);
-    sqlite3_finalize(st);
+    cs_db_finalize(st);
     return rc;
 }
 
 /* Opens DIR's database offline, with the directory lock held. */
 static cs_err
-open_offline(const char *data_dir, int *lock_fd, sqlite3 **db, cs_errbuf *eb)
+open_offline(const char *data_dir, int *lock_fd, cs_db **db, cs_errbuf *eb)
 {
     char *dbp = path_join(data_dir, "ctxsync.db");
     struct stat sb;
@@ -398,6 +417,12 @@ open_offline(const char *data_dir, int *lock_fd, sqlite3 **db, cs_errbuf *eb)
     *db = NULL;
     if (dbp == NULL)
         return CS_ENOMEM;
+    if (cs_db_is_pg_url(data_dir)) {
+        rv = cs_errf(eb, CS_EINVAL,
+                     "this offline command works on SQLite data dirs only "
+                     "(see docs/scale-out.md for PostgreSQL)");
+        goto out;
+    }
     if (stat(dbp, &sb) != 0) {
         rv = cs_errf(eb, CS_ENOTFOUND, "no database in %s", data_dir);
         goto out;
@@ -408,7 +433,7 @@ open_offline(const char *data_dir, int *lock_fd, sqlite3 **db, cs_errbuf *eb)
                      "%s is in use: stop ctxsync-node first", data_dir);
         goto out;
     }
-    if (open_conn(dbp, SQLITE_OPEN_READWRITE, true, db, eb) != SQLITE_OK) {
+    if (open_conn(dbp, SQLITE_OPEN_READWRITE, true, db, eb) != CS_DB_OK) {
         close(*lock_fd);
         *lock_fd = -1;
         rv = CS_EIO;
@@ -422,21 +447,20 @@ cs_err
 cs_store_peek_node_id(const char *data_dir, char *node_id, size_t sz,
                       cs_errbuf *eb)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
+    cs_db *db = NULL;
+    cs_dbst *st = NULL;
     int lock_fd;
     cs_err rv = open_offline(data_dir, &lock_fd, &db, eb);
 
     if (rv != CS_OK)
         return rv;
-    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'node_id'",
-                           -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW)
+    if (cs_db_prepare(db, "SELECT value FROM meta WHERE key = 'node_id'", &st) != CS_DB_OK ||
+        cs_db_step(st) != CS_DB_ROW)
         rv = cs_errf(eb, CS_EINVAL, "%s has no node identity", data_dir);
     else
-        snprintf(node_id, sz, "%s", sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    sqlite3_close_v2(db);
+        snprintf(node_id, sz, "%s", cs_db_column_text(st, 0));
+    cs_db_finalize(st);
+    cs_db_close(db);
     close(lock_fd);
     return rv;
 }
@@ -475,8 +499,8 @@ cs_store_new_epoch(const char *data_dir, int64_t seq_floor,
                    cs_epoch_change *out, cs_errbuf *eb)
 {
     cs_err rv;
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
+    cs_db *db = NULL;
+    cs_dbst *st = NULL;
     int lock_fd = -1;
     int64_t given = 0;
     char *lost = NULL, num[32];
@@ -484,21 +508,20 @@ cs_store_new_epoch(const char *data_dir, int64_t seq_floor,
     memset(out, 0, sizeof(*out));
     if ((rv = open_offline(data_dir, &lock_fd, &db, eb)) != CS_OK)
         return rv;
-    if (exec(db, "BEGIN IMMEDIATE", eb) != SQLITE_OK) {
+    if (exec(db, "BEGIN IMMEDIATE", eb) != CS_DB_OK) {
         rv = CS_EDB;
         goto out;
     }
-    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'epoch'",
-                           -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW) {
+    if (cs_db_prepare(db, "SELECT value FROM meta WHERE key = 'epoch'", &st) != CS_DB_OK ||
+        cs_db_step(st) != CS_DB_ROW) {
         rv = cs_errf(eb, CS_EINVAL, "database has no epoch");
         goto rollback;
     }
-    snprintf(out->old_epoch, sizeof(out->old_epoch), "%s", sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
+    snprintf(out->old_epoch, sizeof(out->old_epoch), "%s", cs_db_column_text(st, 0));
+    cs_db_finalize(st);
     st = NULL;
     /* the seq floor of an earlier new-epoch counts too */
-    if (query_int(db, CS_SQL_LAST_SEQ, &given, eb) != SQLITE_OK) {
+    if (query_int(db, CS_SQL_LAST_SEQ, &given, eb) != CS_DB_OK) {
         rv = CS_EDB;
         goto rollback;
     }
@@ -509,12 +532,11 @@ cs_store_new_epoch(const char *data_dir, int64_t seq_floor,
         out->next_seq = seq_floor;
         out->lost_from = given + 1;
         out->lost_to = seq_floor - 1;
-        if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'lost_seqs'",
-                               -1, &st, NULL) == SQLITE_OK &&
-            sqlite3_step(st) == SQLITE_ROW)
-            old = sqlite3_column_text(st, 0);
+        if (cs_db_prepare(db, "SELECT value FROM meta WHERE key = 'lost_seqs'", &st) == CS_DB_OK &&
+            cs_db_step(st) == CS_DB_ROW)
+            old = cs_db_column_text(st, 0);
         lost = lost_append((const char *)old, out->lost_from, out->lost_to);
-        sqlite3_finalize(st);
+        cs_db_finalize(st);
         st = NULL;
         if (lost == NULL) {
             rv = cs_errf(eb, CS_ENOMEM, "out of memory");
@@ -525,13 +547,13 @@ cs_store_new_epoch(const char *data_dir, int64_t seq_floor,
          * ever written; insert it otherwise). */
         snprintf(num, sizeof(num), "%lld", (long long)(seq_floor - 1));
         if (exec_text2(db, "DELETE FROM sqlite_sequence WHERE name = ?1",
-                       "change_events", NULL, eb) != SQLITE_OK ||
+                       "change_events", NULL, eb) != CS_DB_OK ||
             exec_text2(db, "INSERT INTO sqlite_sequence(name, seq)"
                            " VALUES (?1, CAST(?2 AS INTEGER))",
-                       "change_events", num, eb) != SQLITE_OK ||
+                       "change_events", num, eb) != CS_DB_OK ||
             exec_text2(db, "INSERT INTO meta(key, value) VALUES ('lost_seqs', ?1)"
                            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                       lost, NULL, eb) != SQLITE_OK) {
+                       lost, NULL, eb) != CS_DB_OK) {
             rv = CS_EDB;
             goto rollback;
         }
@@ -539,19 +561,19 @@ cs_store_new_epoch(const char *data_dir, int64_t seq_floor,
     if ((rv = cs_random_hex(out->new_epoch, 16)) != CS_OK)
         goto rollback;
     if (exec_text2(db, "UPDATE meta SET value = ?1 WHERE key = 'epoch'",
-                   out->new_epoch, NULL, eb) != SQLITE_OK) {
+                   out->new_epoch, NULL, eb) != CS_DB_OK) {
         rv = CS_EDB;
         goto rollback;
     }
-    if (exec(db, "COMMIT", eb) != SQLITE_OK)
+    if (exec(db, "COMMIT", eb) != CS_DB_OK)
         rv = CS_EDB;
     goto out;
 rollback:
     exec(db, "ROLLBACK", NULL);
 out:
     free(lost);
-    sqlite3_finalize(st);
-    sqlite3_close_v2(db);
+    cs_db_finalize(st);
+    cs_db_close(db);
     if (lock_fd >= 0)
         close(lock_fd);
     return rv;
@@ -560,14 +582,13 @@ out:
 static cs_err
 load_identity(cs_store *s, cs_errbuf *eb)
 {
-    sqlite3_stmt *st = NULL;
+    cs_dbst *st = NULL;
     int found = 0;
-    if (sqlite3_prepare_v2(s->wdb, "SELECT key, value FROM meta", -1, &st,
-                           NULL) != SQLITE_OK)
-        return cs_db_err(s->wdb, SQLITE_ERROR, eb);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *k = (const char *)sqlite3_column_text(st, 0);
-        const char *v = (const char *)sqlite3_column_text(st, 1);
+    if (cs_db_prepare(s->wdb, "SELECT key, value FROM meta", &st) != CS_DB_OK)
+        return cs_db_err(s->wdb, CS_DB_ERROR, eb);
+    while (cs_db_step(st) == CS_DB_ROW) {
+        const char *k = (const char *)cs_db_column_text(st, 0);
+        const char *v = (const char *)cs_db_column_text(st, 1);
         if (strcmp(k, "node_id") == 0) {
             snprintf(s->node_id, sizeof(s->node_id), "%s", v);
             found++;
@@ -582,21 +603,29 @@ load_identity(cs_store *s, cs_errbuf *eb)
             s->lost_seqs = strdup(v);
         }
     }
-    sqlite3_finalize(st);
+    cs_db_finalize(st);
     if (found != 3)
         return cs_errf(eb, CS_EINVAL,
                        "database has no node identity; was it created with "
                        "'ctxsync-node init'?");
-    if (sqlite3_prepare_v2(s->wdb, "SELECT COALESCE(MAX(seq),0) FROM change_events",
-                           -1, &st, NULL) != SQLITE_OK)
-        return cs_db_err(s->wdb, SQLITE_ERROR, eb);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        atomic_store(&s->head_seq, sqlite3_column_int64(st, 0));
-    sqlite3_finalize(st);
+    if (cs_db_prepare(s->wdb, "SELECT COALESCE(MAX(seq),0) FROM change_events", &st) != CS_DB_OK)
+        return cs_db_err(s->wdb, CS_DB_ERROR, eb);
+    if (cs_db_step(st) == CS_DB_ROW)
+        atomic_store(&s->head_seq, cs_db_column_int64(st, 0));
+    cs_db_finalize(st);
     return CS_OK;
 }
 
 /* ---- the writer ---- */
+
+/* head_seq only moves forward (the writer and the listener both move it). */
+static void
+head_advance(cs_store *s, int64_t seq)
+{
+    int64_t cur = atomic_load(&s->head_seq);
+    while (cur < seq && !atomic_compare_exchange_weak(&s->head_seq, &cur, seq))
+        ;
+}
 
 static void
 free_events(pubev *e)
@@ -648,8 +677,14 @@ writer_main(void *arg)
         if (n > atomic_load(&s->n_group_max))
             atomic_store(&s->n_group_max, n);
 
-        rc = exec(s->wdb, "BEGIN IMMEDIATE", &ceb);
-        if (rc != SQLITE_OK)
+        /* PostgreSQL: the write lock makes this the only writer of the
+         * database until COMMIT, as BEGIN IMMEDIATE does in SQLite */
+        rc = exec(s->wdb,
+                  s->pg ? "BEGIN; SELECT pg_advisory_xact_lock("
+                          STR(PG_WRITE_LOCK) ")"
+                        : "BEGIN IMMEDIATE",
+                  &ceb);
+        if (rc != CS_DB_OK)
             commit_rv = cs_db_err(s->wdb, rc, &ceb);
         for (j = batch; j != NULL; j = j->next) {
             if (commit_rv != CS_OK) {
@@ -675,10 +710,16 @@ writer_main(void *arg)
             }
             tx.events = NULL;
         }
+        /* PostgreSQL delivers notifications at COMMIT, to every
+         * process's listener (this one's too) */
+        if (commit_rv == CS_OK && s->pg && all != NULL)
+            exec(s->wdb, "NOTIFY ctxsync_events", NULL);
+        if (commit_rv == CS_OK && s->pg && grants)
+            exec(s->wdb, "NOTIFY ctxsync_grants", NULL);
         if (commit_rv == CS_OK) {
             rc = exec(s->wdb, "COMMIT", &ceb);
-            if (rc != SQLITE_OK) {
-                commit_rv = cs_db_err(s->wdb, sqlite3_extended_errcode(s->wdb),
+            if (rc != CS_DB_OK) {
+                commit_rv = cs_db_err(s->wdb, cs_db_errcode(s->wdb),
                                       &ceb);
                 exec(s->wdb, "ROLLBACK", NULL);
                 cs_log(CS_LOG_ERROR, "DB-COMMIT", "group commit of %zu writes "
@@ -697,10 +738,13 @@ writer_main(void *arg)
         atomic_fetch_add(&s->n_commits, 1);
         if (grants)
             atomic_fetch_add(&s->grants_gen, 1);
-        /* Publish after the commit, in seq order. */
+        /* Publish after the commit, in seq order. PostgreSQL: the
+         * listener publishes them, with the other processes' events, from
+         * the table. */
         for (pubev *e = all; e != NULL; e = e->next) {
-            atomic_store(&s->head_seq, e->seq);
-            nng_send(s->pub, e->msg, e->len, NNG_FLAG_NONBLOCK);
+            head_advance(s, e->seq);
+            if (!s->pg)
+                nng_send(s->pub, e->msg, e->len, NNG_FLAG_NONBLOCK);
         }
         free_events(all);
 
@@ -727,7 +771,7 @@ writer_main(void *arg)
     }
     /* Our cached statements live in this thread's cache: finalize them
      * here (never sqlite3_next_stmt: that also finds FTS5's own). */
-    stmt_cache_drop(s->wdb);
+    cs_db_stmt_cache_drop(s->wdb);
     return NULL;
 }
 
@@ -788,7 +832,7 @@ cs_store_write_async(cs_store *s, cs_write_fn fn, void *arg,
     }
 }
 
-sqlite3 *
+cs_db *
 cs_tx_db(cs_tx *tx)
 {
     return tx->db;
@@ -851,6 +895,8 @@ cs_store_get_stats(const cs_store *s, cs_store_stats *out)
     out->checkpoints = atomic_load(&m->n_checkpoints);
     out->writer_checkpoints = atomic_load(&m->n_writer_checkpoints);
     out->wal_frames = (uint64_t)atomic_load(&m->wal_frames);
+    out->heap_bytes = sqlite3_memory_used();
+    out->notifies = atomic_load(&m->n_notifies);
 }
 
 /* ---- open / close ---- */
@@ -876,7 +922,7 @@ wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
     if (frames >= writer_at) {
         sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
         atomic_fetch_add(&s->n_writer_checkpoints, 1);
-        return SQLITE_OK;
+        return CS_DB_OK;
     }
     if (s->ckpt_running && frames >= CKPT_FRAMES) {
         pthread_mutex_lock(&s->ck_mu);
@@ -886,7 +932,7 @@ wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
         }
         pthread_mutex_unlock(&s->ck_mu);
     }
-    return SQLITE_OK;
+    return CS_DB_OK;
 }
 
 static void *
@@ -902,12 +948,12 @@ ckpt_main(void *arg)
         }
         s->ck_due = false;
         pthread_mutex_unlock(&s->ck_mu);
-        rc = sqlite3_wal_checkpoint_v2(s->ckdb, NULL, SQLITE_CHECKPOINT_PASSIVE,
+        rc = sqlite3_wal_checkpoint_v2(cs_db_handle(s->ckdb), NULL, SQLITE_CHECKPOINT_PASSIVE,
                                        &logf, &done);
         atomic_fetch_add(&s->n_checkpoints, 1);
-        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        if (rc != CS_DB_OK && rc != SQLITE_BUSY)
             cs_log(CS_LOG_WARN, "DB-CHECKPOINT", "checkpoint failed: %s",
-                   sqlite3_errmsg(s->ckdb));
+                   cs_db_errmsg(s->ckdb));
         pthread_mutex_lock(&s->ck_mu);
     }
     pthread_mutex_unlock(&s->ck_mu);
@@ -921,15 +967,15 @@ ckpt_start(cs_store *s)
 {
     pthread_mutex_init(&s->ck_mu, NULL);
     pthread_cond_init(&s->ck_cv, NULL);
-    sqlite3_wal_hook(s->wdb, wal_hook, s);
+    sqlite3_wal_hook(cs_db_handle(s->wdb), wal_hook, s);
     if (open_conn(s->db_path, SQLITE_OPEN_READWRITE, s->sync_full, &s->ckdb,
-                  NULL) != SQLITE_OK) {
+                  NULL) != CS_DB_OK) {
         s->ckdb = NULL;
         return;
     }
-    sqlite3_wal_autocheckpoint(s->ckdb, 0);
+    sqlite3_wal_autocheckpoint(cs_db_handle(s->ckdb), 0);
     if (pthread_create(&s->ckpt, NULL, ckpt_main, s) != 0) {
-        sqlite3_close_v2(s->ckdb);
+        cs_db_close(s->ckdb);
         s->ckdb = NULL;
         return;
     }
@@ -948,10 +994,183 @@ ckpt_stop(cs_store *s)
         s->ckpt_running = false;
     }
     if (s->ckdb != NULL)
-        sqlite3_close_v2(s->ckdb);
+        cs_db_close(s->ckdb);
     s->ckdb = NULL;
     pthread_mutex_destroy(&s->ck_mu);
     pthread_cond_destroy(&s->ck_cv);
+}
+
+/* ---- PostgreSQL: the listener ---- */
+
+#define LISTEN_PAGE 1000
+#define LISTEN_POLL_MS 250
+
+static PGconn *
+listener_connect(cs_store *s)
+{
+    PGconn *c = PQconnectdb(s->data_dir);
+    PGresult *r;
+    bool ok;
+    if (c == NULL || PQstatus(c) != CONNECTION_OK) {
+        PQfinish(c);
+        return NULL;
+    }
+    r = PQexec(c, "LISTEN ctxsync_events; LISTEN ctxsync_grants");
+    ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok) {
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Publishes the committed events past l_published to this process's hub,
+ * in seq order. Every process's writer holds the write lock from the
+ * moment it takes a seq until its COMMIT, so a committed seq N means every
+ * seq below N that will ever commit already has: `seq > last` never skips
+ * one. */
+static bool
+listener_catch_up(cs_store *s, PGconn *c)
+{
+    char *msg = NULL;
+    size_t cap = 0;
+    bool ok = true;
+    for (;;) {
+        char since[24];
+        const char *vals[1] = {since};
+        PGresult *r;
+        int n;
+        snprintf(since, sizeof(since), "%lld", (long long)s->l_published);
+        r = PQexecParams(c,
+                         "SELECT seq, artifact_uri, body FROM change_events"
+                         " WHERE seq > $1::bigint ORDER BY seq LIMIT "
+                         STR(LISTEN_PAGE),
+                         1, NULL, vals, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            cs_log(CS_LOG_WARN, "DB-LISTEN", "reading new events failed: %s",
+                   PQerrorMessage(c));
+            PQclear(r);
+            ok = false;
+            break;
+        }
+        n = PQntuples(r);
+        for (int i = 0; i < n; i++) {
+            int64_t seq = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+            const char *uri = PQgetvalue(r, i, 1);
+            const char *body = PQgetvalue(r, i, 2);
+            size_t ul = strlen(uri), bl = strlen(body);
+            size_t len = 8 + ul + 1 + bl + 1;
+            if (len > cap) {
+                char *m = realloc(msg, len);
+                if (m == NULL) {
+                    n = i;
+                    ok = false;
+                    break;
+                }
+                msg = m;
+                cap = len;
+            }
+            memcpy(msg, &seq, 8);
+            memcpy(msg + 8, uri, ul + 1);
+            memcpy(msg + 8 + ul + 1, body, bl + 1);
+            nng_send(s->pub, msg, len, NNG_FLAG_NONBLOCK);
+            s->l_published = seq;
+            head_advance(s, seq);
+        }
+        PQclear(r);
+        if (!ok || n < LISTEN_PAGE)
+            break;
+    }
+    free(msg);
+    return ok;
+}
+
+static void *
+listener_main(void *arg)
+{
+    cs_store *s = arg;
+    PGconn *c = NULL;
+    while (!atomic_load(&s->l_stop)) {
+        struct pollfd pfd;
+        PGnotify *nf;
+        bool due;
+        int pr;
+        if (c == NULL) {
+            c = listener_connect(s);
+            if (c == NULL) {
+                usleep(200 * 1000);
+                continue;
+            }
+            /* whatever committed while we were away; and reload the
+             * grants, whose notification we may have missed */
+            atomic_fetch_add(&s->grants_gen, 1);
+            listener_catch_up(s, c);
+        }
+        pfd.fd = PQsocket(c);
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+        pr = poll(&pfd, 1, LISTEN_POLL_MS);
+        /* without a notification, a look every LISTEN_POLL_MS anyway: a
+         * lost notification delays an event, never loses it */
+        due = pr == 0;
+        if (pr > 0 && !PQconsumeInput(c)) {
+            cs_log(CS_LOG_WARN, "DB-LISTEN", "listener connection lost: %s",
+                   PQerrorMessage(c));
+            PQfinish(c);
+            c = NULL;
+            continue;
+        }
+        while ((nf = PQnotifies(c)) != NULL) {
+            if (strcmp(nf->relname, "ctxsync_grants") == 0)
+                atomic_fetch_add(&s->grants_gen, 1);
+            else
+                due = true;
+            atomic_fetch_add(&s->n_notifies, 1);
+            PQfreemem(nf);
+        }
+        if (due && !listener_catch_up(s, c) && PQstatus(c) != CONNECTION_OK) {
+            PQfinish(c);
+            c = NULL;
+        }
+    }
+    PQfinish(c);
+    return NULL;
+}
+
+/* Opens a PostgreSQL store: the writer's connection, the schema, the
+ * listener. No directory lock: any number of processes serve one
+ * database. */
+static cs_err
+open_pg(cs_store *s, cs_errbuf *eb)
+{
+    cs_err rv;
+    int nrv;
+    s->pg = true;
+    s->blob_inline_max = SIZE_MAX; /* no shared disk: every payload inline */
+    if ((rv = cs_db_open_pg(s->data_dir, &s->wdb, eb)) != CS_OK ||
+        (rv = migrate(s->wdb, eb)) != CS_OK ||
+        (rv = load_identity(s, eb)) != CS_OK)
+        return rv;
+    if ((nrv = nng_pub0_open(&s->pub)) != 0 ||
+        (nrv = nng_listen(s->pub, CS_EVENTS_URL, NULL, 0)) != 0)
+        return cs_errf(eb, CS_EIO, "nng pub %s: %s", CS_EVENTS_URL,
+                       nng_strerror(nrv));
+    s->l_published = atomic_load(&s->head_seq);
+    if (pthread_create(&s->listener, NULL, listener_main, s) != 0)
+        return cs_errf(eb, CS_ENOMEM, "cannot start the listener thread");
+    s->listener_running = true;
+    return CS_OK;
+}
+
+static void
+listener_stop(cs_store *s)
+{
+    if (!s->listener_running)
+        return;
+    atomic_store(&s->l_stop, true);
+    pthread_join(s->listener, NULL);
+    s->listener_running = false;
 }
 
 cs_err
@@ -976,6 +1195,11 @@ cs_store_open(const cs_store_opts *o, cs_store **out, cs_errbuf *eb)
         rv = CS_ENOMEM;
         goto out;
     }
+    if (cs_db_is_pg_url(o->data_dir)) {
+        if ((rv = open_pg(s, eb)) != CS_OK)
+            goto out;
+        goto start_writer;
+    }
     if (stat(s->db_path, &sb) != 0) {
         rv = cs_errf(eb, CS_ENOTFOUND,
                      "no database in %s: run 'ctxsync-node init --data %s' "
@@ -996,11 +1220,11 @@ cs_store_open(const cs_store_opts *o, cs_store **out, cs_errbuf *eb)
     if (o->cache_bytes > 0)
         sqlite3_soft_heap_limit64(o->cache_bytes);
     if (open_conn(s->db_path, SQLITE_OPEN_READWRITE, o->sync_full, &s->wdb,
-                  eb) != SQLITE_OK) {
+                  eb) != CS_DB_OK) {
         rv = CS_EIO;
         goto out;
     }
-    if (exec(s->wdb, "PRAGMA journal_mode=WAL", eb) != SQLITE_OK) {
+    if (exec(s->wdb, "PRAGMA journal_mode=WAL", eb) != CS_DB_OK) {
         rv = CS_EDB;
         goto out;
     }
@@ -1014,16 +1238,19 @@ cs_store_open(const cs_store_opts *o, cs_store **out, cs_errbuf *eb)
         goto out;
     }
     ckpt_start(s);
+start_writer:
     if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
-        ckpt_stop(s);
+        if (!s->pg)
+            ckpt_stop(s);
         rv = cs_errf(eb, CS_ENOMEM, "cannot start the writer thread");
         goto out;
     }
     *out = s;
     return CS_OK;
 out:
+    listener_stop(s);
     if (s->wdb != NULL)
-        sqlite3_close_v2(s->wdb);
+        cs_db_close(s->wdb);
     if (s->lock_fd >= 0)
         close(s->lock_fd);
     free(s->data_dir);
@@ -1042,10 +1269,13 @@ cs_store_close(cs_store *s)
     pthread_cond_broadcast(&s->cv_work);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->writer, NULL);
-    ckpt_stop(s);
+    listener_stop(s);
+    if (!s->pg)
+        ckpt_stop(s);
     nng_close(s->pub);
-    exec(s->wdb, "PRAGMA wal_checkpoint(PASSIVE)", NULL);
-    sqlite3_close_v2(s->wdb);
+    if (!s->pg)
+        exec(s->wdb, "PRAGMA wal_checkpoint(PASSIVE)", NULL);
+    cs_db_close(s->wdb);
     if (s->lock_fd >= 0)
         close(s->lock_fd);
     pthread_mutex_destroy(&s->mu);
@@ -1058,11 +1288,20 @@ cs_store_close(cs_store *s)
 }
 
 cs_err
-cs_store_reader(cs_store *s, sqlite3 **out)
+cs_store_reader(cs_store *s, cs_db **out)
 {
-    sqlite3 *db = NULL;
+    cs_db *db = NULL;
+    if (s->pg) {
+        /* one connection per worker thread: the pool is workers + the
+         * writer + the hub + the listener (docs/scale-out.md) */
+        if (cs_db_open_pg(s->data_dir, &db, NULL) != CS_OK)
+            return CS_EIO;
+        exec(db, "SET default_transaction_read_only = on", NULL);
+        *out = db;
+        return CS_OK;
+    }
     if (open_conn(s->db_path, SQLITE_OPEN_READWRITE, s->sync_full, &db,
-                  NULL) != SQLITE_OK)
+                  NULL) != CS_DB_OK)
         return CS_EIO;
     exec(db, "PRAGMA query_only=ON", NULL);
     /* Readers are many (one per worker): 4 MB of page cache each keeps the
@@ -1073,20 +1312,15 @@ cs_store_reader(cs_store *s, sqlite3 **out)
 }
 
 void
-cs_store_reader_close(sqlite3 *db)
+cs_store_reader_close(cs_db *db)
 {
-    if (db == NULL)
-        return;
-    stmt_cache_drop(db);
-    sqlite3_close_v2(db);
+    cs_db_close(db); /* drops this thread's cached statements of db */
 }
 
 void
-cs_store_reader_idle(sqlite3 *db)
+cs_store_reader_idle(cs_db *db)
 {
-    sqlite3_stmt *st = NULL;
-    while ((st = sqlite3_next_stmt(db, st)) != NULL)
-        sqlite3_reset(st);
+    cs_db_idle(db);
 }
 
 const char *
@@ -1217,8 +1451,8 @@ cs_blob_put(cs_tx *tx, const char *hash, const void *data, size_t len,
             cs_errbuf *eb)
 {
     cs_store *s = tx->store;
-    sqlite3 *db = tx->db;
-    sqlite3_stmt *st;
+    cs_db *db = tx->db;
+    cs_dbst *st;
     cs_err rv = CS_OK;
     int rc;
 
@@ -1226,11 +1460,11 @@ cs_blob_put(cs_tx *tx, const char *hash, const void *data, size_t len,
         return cs_errf(eb, CS_EINVAL, "malformed content hash");
     st = cs_stmt(db, "SELECT 1 FROM blobs WHERE hash = ?1");
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc == SQLITE_ROW)
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    cs_db_bind_text(st, 1, hash, -1, CS_DB_STATIC);
+    rc = cs_db_step(st);
+    cs_db_reset(st);
+    if (rc == CS_DB_ROW)
         return CS_OK; /* stored once per hash */
     if (len > s->blob_inline_max) {
         char *dir = blob_path(s, hash, true);
@@ -1255,25 +1489,25 @@ cs_blob_put(cs_tx *tx, const char *hash, const void *data, size_t len,
     }
     st = cs_stmt(db, "INSERT INTO blobs(hash, size, data) VALUES (?1, ?2, ?3)");
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)len);
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    cs_db_bind_text(st, 1, hash, -1, CS_DB_STATIC);
+    cs_db_bind_int64(st, 2, (int64_t)len);
     if (len > s->blob_inline_max)
-        sqlite3_bind_null(st, 3);
+        cs_db_bind_null(st, 3);
     else
-        sqlite3_bind_blob64(st, 3, data, len, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
+        cs_db_bind_blob(st, 3, data, len, CS_DB_STATIC);
+    rc = cs_db_step(st);
+    cs_db_reset(st);
+    if (rc != CS_DB_DONE)
         return cs_db_err(db, rc, eb);
     return CS_OK;
 }
 
 cs_err
-cs_blob_get(cs_store *s, sqlite3 *db, const char *hash, char **out,
+cs_blob_get(cs_store *s, cs_db *db, const char *hash, char **out,
             size_t *len, cs_errbuf *eb)
 {
-    sqlite3_stmt *st;
+    cs_dbst *st;
     cs_err rv = CS_OK;
     int rc;
     char *buf = NULL;
@@ -1283,28 +1517,28 @@ cs_blob_get(cs_store *s, sqlite3 *db, const char *hash, char **out,
         return cs_errf(eb, CS_EINVAL, "malformed content hash");
     st = cs_stmt(db, "SELECT size, data FROM blobs WHERE hash = ?1");
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        sqlite3_reset(st);
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    cs_db_bind_text(st, 1, hash, -1, CS_DB_STATIC);
+    rc = cs_db_step(st);
+    if (rc != CS_DB_ROW) {
+        cs_db_reset(st);
         return cs_errf(eb, CS_ENOTFOUND, "blob %s not stored here", hash);
     }
-    n = (size_t)sqlite3_column_int64(st, 0);
-    if (sqlite3_column_type(st, 1) != SQLITE_NULL) {
+    n = (size_t)cs_db_column_int64(st, 0);
+    if (cs_db_column_type(st, 1) != CS_DB_NULL) {
         buf = malloc(n + 1);
         if (buf == NULL) {
             rv = CS_ENOMEM;
         } else {
             if (n > 0)
-                memcpy(buf, sqlite3_column_blob(st, 1), n);
+                memcpy(buf, cs_db_column_blob(st, 1), n);
             buf[n] = '\0';
         }
-        sqlite3_reset(st);
+        cs_db_reset(st);
     } else {
         char *path = blob_path(s, hash, false);
         FILE *f = NULL;
-        sqlite3_reset(st);
+        cs_db_reset(st);
         if (path == NULL)
             return CS_ENOMEM;
         f = fopen(path, "rb");

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT
- * store.h: the node's SQLite store: schema and migrations, per-thread read
+ * store.h: the node's store (SQLite, or PostgreSQL): schema and migrations, per-thread read
  * connections, and a single writer thread that group-commits writes.
  *
  * Writes: a caller packages its work as a cs_write_fn and calls
@@ -12,15 +12,23 @@
  * the single writer makes feed order == commit order.
  *
  * Reads: each worker thread owns a read connection (cs_store_reader()); WAL
- * lets readers run concurrently with the writer. */
+ * lets readers run concurrently with the writer.
+ *
+ * PostgreSQL (a postgres:// URL instead of a directory; docs/scale-out.md):
+ * several processes share one database. Each process keeps this design;
+ * its writer takes a transaction-scoped advisory lock after BEGIN, so one
+ * writer of all processes commits at a time and seq order stays commit
+ * order. A listener thread (LISTEN ctxsync_events) publishes every
+ * process's committed events to this process's hub from the table, in seq
+ * order; ctxsync_grants notifications reload the permission cache. */
 #ifndef CS_STORE_H
 #define CS_STORE_H
 
-#include <sqlite3.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "cs_err.h"
+#include "db.h"
 
 #define CS_EVENTS_URL "inproc://cs-events"
 
@@ -28,14 +36,17 @@ typedef struct cs_store cs_store;
 typedef struct cs_tx cs_tx;
 
 typedef struct cs_store_opts {
-    const char *data_dir;     /* borrowed */
+    const char *data_dir;     /* borrowed: the SQLite directory, or a
+                               * postgres:// URL (cs_db_is_pg_url) */
     bool sync_full;           /* PRAGMA synchronous=FULL and fsync blobs */
     size_t blob_inline_max;   /* blobs above this go to files (64 KiB) */
     int64_t cache_bytes;      /* soft limit on SQLite's heap, all
                                * connections (0: none) */
 } cs_store_opts;
 
-/* Creates DIR, the database, the schema and the node identity rows.
+/* Creates DIR, the database, the schema and the node identity rows. With a
+ * postgres:// URL: the schema and identity rows in that existing database
+ * (CS_ECONFLICT when it already holds a node).
  * Refuses (CS_ECONFLICT) when DIR already holds a database. */
 cs_err cs_store_init(const char *data_dir, const char *node_id,
                      const char *region, cs_errbuf *eb);
@@ -47,6 +58,8 @@ cs_err cs_store_init(const char *data_dir, const char *node_id,
     "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence"                 \
     " WHERE name = 'change_events'), 0),"                                  \
     " (SELECT COALESCE(MAX(seq), 0) FROM change_events))"
+/* PostgreSQL's: seq_floor is kept by a trigger on change_events. */
+#define CS_PG_SQL_LAST_SEQ "SELECT (SELECT seq FROM seq_floor)"
 
 /* What new-epoch did (see cs_store_new_epoch). */
 typedef struct cs_epoch_change {
@@ -89,17 +102,13 @@ const char *cs_store_data_dir(const cs_store *s);
 
 /* A new read-only connection for the calling thread (close it with
  * cs_store_reader_close on that thread). Prepared statements: cs_stmt(). */
-cs_err cs_store_reader(cs_store *s, sqlite3 **out);
+cs_err cs_store_reader(cs_store *s, cs_db **out);
 /* Closes a reader on the thread that used it (drops its cached statements). */
-void cs_store_reader_close(sqlite3 *db);
+void cs_store_reader_close(cs_db *db);
 /* Resets every statement of db so that it holds no read transaction (call
  * between requests, or a reader would keep seeing an old snapshot). */
-void cs_store_reader_idle(sqlite3 *db);
+void cs_store_reader_idle(cs_db *db);
 
-/* Cached prepared statement for `sql` on `db` (keyed by the sql pointer and
- * db; pass string literals). Reset and unbound before return. Borrowed: do
- * not finalize. Returns NULL on a prepare error (logged). */
-sqlite3_stmt *cs_stmt(sqlite3 *db, const char *sql);
 
 /* ---- writes ---- */
 
@@ -117,7 +126,7 @@ void cs_store_write_async(cs_store *s, cs_write_fn fn, void *arg,
                           void (*done)(void *arg, cs_err rv));
 
 /* The writer's connection, valid only inside a cs_write_fn. */
-sqlite3 *cs_tx_db(cs_tx *tx);
+cs_db *cs_tx_db(cs_tx *tx);
 cs_store *cs_tx_store(cs_tx *tx);
 /* Registers an event (already inserted in change_events with this seq) for
  * publication after commit. body is the event JSON without "seq" (copied). */
@@ -140,11 +149,9 @@ int64_t cs_store_head_seq(const cs_store *s);
 cs_err cs_blob_put(cs_tx *tx, const char *hash, const void *data, size_t len,
                    cs_errbuf *eb);
 /* Reads a blob with any connection; *out malloc'd (caller frees), *len. */
-cs_err cs_blob_get(cs_store *s, sqlite3 *db, const char *hash, char **out,
+cs_err cs_blob_get(cs_store *s, cs_db *db, const char *hash, char **out,
                    size_t *len, cs_errbuf *eb);
 
-/* Maps a SQLite result code to cs_err and fills eb with the db message. */
-cs_err cs_db_err(sqlite3 *db, int rc, cs_errbuf *eb);
 
 /* Statistics for /metrics. */
 typedef struct cs_store_stats {
@@ -153,6 +160,8 @@ typedef struct cs_store_stats {
     uint64_t checkpoints;        /* by the checkpointer thread */
     uint64_t writer_checkpoints; /* by the writer (WAL past 64 MiB) */
     uint64_t wal_frames;         /* WAL frames after the last commit */
+    int64_t heap_bytes;          /* SQLite's heap */
+    uint64_t notifies;           /* PostgreSQL notifications received */
 } cs_store_stats;
 void cs_store_get_stats(const cs_store *s, cs_store_stats *out);
 

@@ -47,15 +47,15 @@ str_or_null(const char *s)
 
 /* Column i as a JSON string, or null when NULL or not valid UTF-8. */
 static json_t *
-col_json_str(sqlite3_stmt *st, int i)
+col_json_str(cs_dbst *st, int i)
 {
     const char *t;
     int n;
 
-    if (sqlite3_column_type(st, i) == SQLITE_NULL)
+    if (cs_db_column_type(st, i) == CS_DB_NULL)
         return json_null();
-    t = (const char *)sqlite3_column_text(st, i);
-    n = sqlite3_column_bytes(st, i);
+    t = (const char *)cs_db_column_text(st, i);
+    n = cs_db_column_bytes(st, i);
     if (t == NULL || !cs_utf8_valid(t, (size_t)n))
         return json_null();
     return json_stringn(t, (size_t)n);
@@ -63,16 +63,16 @@ col_json_str(sqlite3_stmt *st, int i)
 
 /* Copies column i into buf (truncating; "" for NULL). */
 static void
-col_copy(sqlite3_stmt *st, int i, char *buf, size_t cap)
+col_copy(cs_dbst *st, int i, char *buf, size_t cap)
 {
-    const char *t = (const char *)sqlite3_column_text(st, i);
+    const char *t = (const char *)cs_db_column_text(st, i);
     size_t n;
 
     if (t == NULL) {
         buf[0] = '\0';
         return;
     }
-    n = (size_t)sqlite3_column_bytes(st, i);
+    n = (size_t)cs_db_column_bytes(st, i);
     if (n >= cap)
         n = cap - 1;
     memcpy(buf, t, n);
@@ -81,13 +81,13 @@ col_copy(sqlite3_stmt *st, int i, char *buf, size_t cap)
 
 /* Column i (a JSON array text or NULL) as an array; [] when NULL/invalid. */
 static json_t *
-col_json_array(sqlite3_stmt *st, int i)
+col_json_array(cs_dbst *st, int i)
 {
-    const char *t = (const char *)sqlite3_column_text(st, i);
+    const char *t = (const char *)cs_db_column_text(st, i);
     json_t *v = NULL;
 
     if (t != NULL &&
-        cs_json_parse(t, (size_t)sqlite3_column_bytes(st, i), &v, NULL) ==
+        cs_json_parse(t, (size_t)cs_db_column_bytes(st, i), &v, NULL) ==
             CS_OK &&
         json_is_array(v))
         return v;
@@ -96,12 +96,12 @@ col_json_array(sqlite3_stmt *st, int i)
 }
 
 static void
-bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
+bind_text_or_null(cs_dbst *st, int i, const char *s)
 {
     if (s != NULL)
-        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+        cs_db_bind_text(st, i, s, -1, CS_DB_STATIC);
     else
-        sqlite3_bind_null(st, i);
+        cs_db_bind_null(st, i);
 }
 
 static int
@@ -297,11 +297,11 @@ out:
  * is the version's stored bytes (the writer passes what it just stored);
  * otherwise they are read from the blob store when with_content. */
 static cs_err
-version_json(cs_store *s, sqlite3 *db, const char *uri,
+version_json(cs_store *s, cs_db *db, const char *uri,
              const char *version_id, const char *mem_content, size_t mem_len,
              bool with_content, json_t **out, cs_errbuf *eb)
 {
-    sqlite3_stmt *st;
+    cs_dbst *st;
     json_t *o = NULL, *origin = NULL, *content = NULL;
     char hash[CS_CONTENT_HASH_LEN + 1];
     char ctype[CS_CONTENT_TYPE_MAX + 1];
@@ -322,32 +322,32 @@ version_json(cs_store *s, sqlite3 *db, const char *uri,
                  " FROM artifact_versions v JOIN artifacts a ON a.uri = v.uri"
                  " WHERE v.uri = ?1 AND v.version_id = ?2");
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, version_id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        rv = rc == SQLITE_DONE
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    cs_db_bind_text(st, 1, uri, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 2, version_id, -1, CS_DB_STATIC);
+    rc = cs_db_step(st);
+    if (rc != CS_DB_ROW) {
+        rv = rc == CS_DB_DONE
                  ? cs_errf(eb, CS_ENOTFOUND, "version %s of %s not found",
                            version_id, uri)
                  : cs_db_err(db, rc, eb);
-        sqlite3_reset(st);
+        cs_db_reset(st);
         return rv;
     }
-    deleted = sqlite3_column_int(st, 14) != 0;
+    deleted = cs_db_column_int(st, 14) != 0;
     col_copy(st, 11, hash, sizeof(hash));
-    if (sqlite3_column_type(st, 13) != SQLITE_NULL)
+    if (cs_db_column_type(st, 13) != CS_DB_NULL)
         col_copy(st, 13, ctype, sizeof(ctype));
     else
         col_copy(st, 6, ctype, sizeof(ctype));
     col_copy(st, 22, pstate, sizeof(pstate));
-    have_fork = sqlite3_column_type(st, 5) != SQLITE_NULL;
+    have_fork = cs_db_column_type(st, 5) != CS_DB_NULL;
 
     o = json_object();
     origin = json_object();
     if (o == NULL || origin == NULL) {
         json_decref(origin);
-        sqlite3_reset(st);
+        cs_db_reset(st);
         rv = CS_ENOMEM;
         goto out;
     }
@@ -356,14 +356,14 @@ version_json(cs_store *s, sqlite3 *db, const char *uri,
     put(o, "domain", col_json_str(st, 1), &bad);
     put(o, "name", col_json_str(st, 2), &bad);
     put(o, "content_type",
-        deleted && sqlite3_column_type(st, 13) == SQLITE_NULL
+        deleted && cs_db_column_type(st, 13) == CS_DB_NULL
             ? json_null()
             : json_string(ctype),
         &bad);
-    put(o, "version", json_integer(sqlite3_column_int64(st, 7)), &bad);
+    put(o, "version", json_integer(cs_db_column_int64(st, 7)), &bad);
     put(o, "content", json_null(), &bad); /* filled below, keeps the order */
     put(o, "content_hash", col_json_str(st, 11), &bad);
-    put(o, "size", json_integer(sqlite3_column_int64(st, 12)), &bad);
+    put(o, "size", json_integer(cs_db_column_int64(st, 12)), &bad);
     put(o, "author_id", col_json_str(st, 15), &bad);
     put(o, "summary", col_json_str(st, 17), &bad);
     put(o, "created_at", col_json_str(st, 3), &bad);
@@ -375,13 +375,13 @@ version_json(cs_store *s, sqlite3 *db, const char *uri,
     put(o, "approved_by", col_json_str(st, 16), &bad);
     put(origin, "node_id", col_json_str(st, 19), &bad);
     put(origin, "region", col_json_str(st, 20), &bad);
-    put(origin, "seq", json_integer(sqlite3_column_int64(st, 21)), &bad);
+    put(origin, "seq", json_integer(cs_db_column_int64(st, 21)), &bad);
     put(o, "origin", origin, &bad);
     put(o, "payload_state", json_string(pstate), &bad);
     put(o, "forked", json_boolean(have_fork), &bad);
     put(o, "fork_id", col_json_str(st, 5), &bad);
     put(o, "deleted", json_boolean(deleted), &bad);
-    sqlite3_reset(st);
+    cs_db_reset(st);
     if (bad) {
         rv = CS_ENOMEM;
         goto out;
@@ -440,9 +440,9 @@ typedef struct head_info {
 
 /* The head of uri. CS_ENOTFOUND when the URI is unknown. */
 static cs_err
-load_head(sqlite3 *db, const char *uri, head_info *h, cs_errbuf *eb)
+load_head(cs_db *db, const char *uri, head_info *h, cs_errbuf *eb)
 {
-    sqlite3_stmt *st = cs_stmt(db,
+    cs_dbst *st = cs_stmt(db,
                                "SELECT head_version_id, head_version,"
                                " deleted_at IS NOT NULL FROM artifacts"
                                " WHERE uri = ?1");
@@ -451,19 +451,19 @@ load_head(sqlite3 *db, const char *uri, head_info *h, cs_errbuf *eb)
 
     memset(h, 0, sizeof(*h));
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    cs_db_bind_text(st, 1, uri, -1, CS_DB_STATIC);
+    rc = cs_db_step(st);
+    if (rc == CS_DB_ROW) {
         col_copy(st, 0, h->version_id, sizeof(h->version_id));
-        h->version = sqlite3_column_int64(st, 1);
-        h->deleted = sqlite3_column_int(st, 2) != 0;
-    } else if (rc == SQLITE_DONE) {
+        h->version = cs_db_column_int64(st, 1);
+        h->deleted = cs_db_column_int(st, 2) != 0;
+    } else if (rc == CS_DB_DONE) {
         rv = cs_errf(eb, CS_ENOTFOUND, "artifact %s not found", uri);
     } else {
         rv = cs_db_err(db, rc, eb);
     }
-    sqlite3_reset(st);
+    cs_db_reset(st);
     return rv;
 }
 
@@ -472,10 +472,10 @@ load_head(sqlite3 *db, const char *uri, head_info *h, cs_errbuf *eb)
  * the head path holds one version of every number up to the head's. Else
  * walk parent_id from the head. */
 static cs_err
-head_path_id(sqlite3 *db, const char *uri, const head_info *h, int64_t n,
+head_path_id(cs_db *db, const char *uri, const head_info *h, int64_t n,
              char out[CS_VERSION_ID_LEN + 1], cs_errbuf *eb)
 {
-    sqlite3_stmt *st;
+    cs_dbst *st;
     int rc, rows = 0;
     cs_err rv = CS_OK;
 
@@ -489,15 +489,15 @@ head_path_id(sqlite3 *db, const char *uri, const head_info *h, int64_t n,
     st = cs_stmt(db, "SELECT version_id FROM artifact_versions"
                      " WHERE uri = ?1 AND version = ?2 LIMIT 2");
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, n);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    cs_db_bind_text(st, 1, uri, -1, CS_DB_STATIC);
+    cs_db_bind_int64(st, 2, n);
+    while ((rc = cs_db_step(st)) == CS_DB_ROW) {
         if (rows++ == 0)
             col_copy(st, 0, out, CS_VERSION_ID_LEN + 1);
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
+    cs_db_reset(st);
+    if (rc != CS_DB_DONE)
         return cs_db_err(db, rc, eb);
     if (rows == 1)
         return CS_OK;
@@ -513,25 +513,25 @@ head_path_id(sqlite3 *db, const char *uri, const head_info *h, int64_t n,
                  "  WHERE p.ver > ?3)"
                  " SELECT vid FROM path WHERE ver = ?3 LIMIT 1");
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, h->version_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, n);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    cs_db_bind_text(st, 1, uri, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 2, h->version_id, -1, CS_DB_STATIC);
+    cs_db_bind_int64(st, 3, n);
+    rc = cs_db_step(st);
+    if (rc == CS_DB_ROW)
         col_copy(st, 0, out, CS_VERSION_ID_LEN + 1);
-    else if (rc == SQLITE_DONE)
+    else if (rc == CS_DB_DONE)
         rv = cs_errf(eb, CS_ENOTFOUND, "version %lld of %s not found",
                      (long long)n, uri);
     else
         rv = cs_db_err(db, rc, eb);
-    sqlite3_reset(st);
+    cs_db_reset(st);
     return rv;
 }
 
 /* Resolves (version, version_id) to a version_id of uri (see header). */
 static cs_err
-resolve(sqlite3 *db, const char *uri, int64_t version, const char *version_id,
+resolve(cs_db *db, const char *uri, int64_t version, const char *version_id,
         char out[CS_VERSION_ID_LEN + 1], cs_errbuf *eb)
 {
     head_info h;
@@ -554,7 +554,7 @@ resolve(sqlite3 *db, const char *uri, int64_t version, const char *version_id,
 }
 
 cs_err
-cs_artifact_read(cs_store *s, sqlite3 *db, const char *uri, int64_t version,
+cs_artifact_read(cs_store *s, cs_db *db, const char *uri, int64_t version,
                  const char *version_id, bool with_content, json_t **out,
                  cs_errbuf *eb)
 {
@@ -567,11 +567,11 @@ cs_artifact_read(cs_store *s, sqlite3 *db, const char *uri, int64_t version,
 }
 
 cs_err
-cs_version_find(sqlite3 *db, const char *uri, int64_t version,
+cs_version_find(cs_db *db, const char *uri, int64_t version,
                 const char *version_id, cs_version_ref *out, cs_errbuf *eb)
 {
     char vid[CS_VERSION_ID_LEN + 1];
-    sqlite3_stmt *st;
+    cs_dbst *st;
     cs_err rv = resolve(db, uri, version, version_id, vid, eb);
     int rc;
 
@@ -581,28 +581,28 @@ cs_version_find(sqlite3 *db, const char *uri, int64_t version,
                      " content_type, payload_state FROM artifact_versions"
                      " WHERE uri = ?1 AND version_id = ?2");
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, vid, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    cs_db_bind_text(st, 1, uri, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 2, vid, -1, CS_DB_STATIC);
+    rc = cs_db_step(st);
+    if (rc == CS_DB_ROW) {
         col_copy(st, 0, out->version_id, sizeof(out->version_id));
-        out->version = sqlite3_column_int64(st, 1);
-        out->deleted = sqlite3_column_int(st, 2) != 0;
+        out->version = cs_db_column_int64(st, 1);
+        out->deleted = cs_db_column_int(st, 2) != 0;
         col_copy(st, 3, out->content_hash, sizeof(out->content_hash));
         col_copy(st, 4, out->content_type, sizeof(out->content_type));
         col_copy(st, 5, out->payload_state, sizeof(out->payload_state));
-    } else if (rc == SQLITE_DONE) {
+    } else if (rc == CS_DB_DONE) {
         rv = cs_errf(eb, CS_ENOTFOUND, "version %s of %s not found", vid, uri);
     } else {
         rv = cs_db_err(db, rc, eb);
     }
-    sqlite3_reset(st);
+    cs_db_reset(st);
     return rv;
 }
 
 cs_err
-cs_version_content(cs_store *s, sqlite3 *db, const cs_version_ref *v,
+cs_version_content(cs_store *s, cs_db *db, const cs_version_ref *v,
                    char **out, size_t *len, cs_errbuf *eb)
 {
     char *buf;
@@ -623,10 +623,10 @@ cs_version_content(cs_store *s, sqlite3 *db, const cs_version_ref *v,
 }
 
 cs_err
-cs_artifact_history(sqlite3 *db, const char *uri, json_t **out, cs_errbuf *eb)
+cs_artifact_history(cs_db *db, const char *uri, json_t **out, cs_errbuf *eb)
 {
     head_info h;
-    sqlite3_stmt *st;
+    cs_dbst *st;
     json_t *o = NULL, *arr = NULL;
     bool bad = false;
     cs_err rv = load_head(db, uri, &h, eb);
@@ -649,7 +649,7 @@ cs_artifact_history(sqlite3 *db, const char *uri, json_t **out, cs_errbuf *eb)
                  " FROM artifact_versions WHERE uri = ?1"
                  " ORDER BY version DESC, created_at DESC, version_id DESC");
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
+        return cs_db_err(db, CS_DB_ERROR, eb);
     o = json_object();
     arr = json_array();
     if (o == NULL || arr == NULL) {
@@ -659,9 +659,9 @@ cs_artifact_history(sqlite3 *db, const char *uri, json_t **out, cs_errbuf *eb)
     }
     put(o, "uri", json_string(uri), &bad);
     put(o, "versions", arr, &bad);
-    sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, h.version_id, -1, SQLITE_STATIC);
-    while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    cs_db_bind_text(st, 1, uri, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 2, h.version_id, -1, CS_DB_STATIC);
+    while (!bad && (rc = cs_db_step(st)) == CS_DB_ROW) {
         json_t *e = json_object(), *origin = json_object();
         if (e == NULL || origin == NULL) {
             json_decref(e);
@@ -669,7 +669,7 @@ cs_artifact_history(sqlite3 *db, const char *uri, json_t **out, cs_errbuf *eb)
             bad = true;
             break;
         }
-        put(e, "version", json_integer(sqlite3_column_int64(st, 0)), &bad);
+        put(e, "version", json_integer(cs_db_column_int64(st, 0)), &bad);
         put(e, "version_id", col_json_str(st, 1), &bad);
         put(e, "parent_id", col_json_str(st, 2), &bad);
         put(e, "merged_from", col_json_array(st, 3), &bad);
@@ -677,25 +677,25 @@ cs_artifact_history(sqlite3 *db, const char *uri, json_t **out, cs_errbuf *eb)
         put(e, "approved_by", col_json_str(st, 5), &bad);
         put(e, "summary", col_json_str(st, 6), &bad);
         put(e, "content_hash", col_json_str(st, 7), &bad);
-        put(e, "size", json_integer(sqlite3_column_int64(st, 8)), &bad);
+        put(e, "size", json_integer(cs_db_column_int64(st, 8)), &bad);
         put(e, "created_at", col_json_str(st, 9), &bad);
-        put(e, "deleted", json_boolean(sqlite3_column_int(st, 10) != 0),
+        put(e, "deleted", json_boolean(cs_db_column_int(st, 10) != 0),
             &bad);
         put(origin, "node_id", col_json_str(st, 11), &bad);
         put(origin, "region", col_json_str(st, 12), &bad);
-        put(origin, "seq", json_integer(sqlite3_column_int64(st, 13)), &bad);
+        put(origin, "seq", json_integer(cs_db_column_int64(st, 13)), &bad);
         put(e, "origin", origin, &bad);
         put(e, "payload_state", col_json_str(st, 14), &bad);
-        put(e, "on_head_path", json_boolean(sqlite3_column_int(st, 15) != 0),
+        put(e, "on_head_path", json_boolean(cs_db_column_int(st, 15) != 0),
             &bad);
         if (json_array_append_new(arr, e) != 0)
             bad = true;
     }
     if (bad)
         rv = CS_ENOMEM;
-    else if (rc != SQLITE_DONE)
+    else if (rc != CS_DB_DONE)
         rv = cs_db_err(db, rc, eb);
-    sqlite3_reset(st);
+    cs_db_reset(st);
 out:
     if (rv != CS_OK) {
         json_decref(o);
@@ -726,11 +726,11 @@ search_rowid(const char *uri)
 }
 
 static cs_err
-step_done(sqlite3 *db, sqlite3_stmt *st, cs_errbuf *eb)
+step_done(cs_db *db, cs_dbst *st, cs_errbuf *eb)
 {
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+    int rc = cs_db_step(st);
+    cs_db_reset(st);
+    if (rc != CS_DB_DONE && rc != CS_DB_ROW)
         return cs_db_err(db, rc, eb);
     return CS_OK;
 }
@@ -740,28 +740,28 @@ step_done(sqlite3 *db, sqlite3_stmt *st, cs_errbuf *eb)
  * (a tombstone). On a row id collision with another URI (≈ n²/2⁶⁴) the row
  * gets an automatic id and deletes fall back to a scan. */
 static cs_err
-search_update(sqlite3 *db, const char *uri, const char *org,
+search_update(cs_db *db, const char *uri, const char *org,
               const char *domain, const char *name, const char *summary,
               const char *body, size_t body_len, bool had_row, cs_errbuf *eb)
 {
     int64_t rid = search_rowid(uri);
-    sqlite3_stmt *st;
+    cs_dbst *st;
     bool taken = false;
     cs_err rv;
     int rc;
 
     st = cs_stmt(db, "DELETE FROM search_fts WHERE rowid = ?1 AND uri = ?2");
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    sqlite3_bind_int64(st, 1, rid);
-    sqlite3_bind_text(st, 2, uri, -1, SQLITE_STATIC);
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    cs_db_bind_int64(st, 1, rid);
+    cs_db_bind_text(st, 2, uri, -1, CS_DB_STATIC);
     if ((rv = step_done(db, st, eb)) != CS_OK)
         return rv;
-    if (had_row && sqlite3_changes(db) == 0) {
+    if (had_row && cs_db_changes(db) == 0) {
         st = cs_stmt(db, "DELETE FROM search_fts WHERE uri = ?1");
         if (st == NULL)
-            return cs_db_err(db, SQLITE_ERROR, eb);
-        sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
+            return cs_db_err(db, CS_DB_ERROR, eb);
+        cs_db_bind_text(st, 1, uri, -1, CS_DB_STATIC);
         if ((rv = step_done(db, st, eb)) != CS_OK)
             return rv;
     }
@@ -770,29 +770,29 @@ search_update(sqlite3 *db, const char *uri, const char *org,
 
     st = cs_stmt(db, "SELECT 1 FROM search_fts WHERE rowid = ?1");
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    sqlite3_bind_int64(st, 1, rid);
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc == SQLITE_ROW)
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    cs_db_bind_int64(st, 1, rid);
+    rc = cs_db_step(st);
+    cs_db_reset(st);
+    if (rc == CS_DB_ROW)
         taken = true;
-    else if (rc != SQLITE_DONE)
+    else if (rc != CS_DB_DONE)
         return cs_db_err(db, rc, eb);
 
     st = cs_stmt(db, "INSERT INTO search_fts(rowid, uri, org, domain, name,"
                      " summary, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
+        return cs_db_err(db, CS_DB_ERROR, eb);
     if (taken)
-        sqlite3_bind_null(st, 1);
+        cs_db_bind_null(st, 1);
     else
-        sqlite3_bind_int64(st, 1, rid);
-    sqlite3_bind_text(st, 2, uri, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, org, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, domain, -1, SQLITE_STATIC);
+        cs_db_bind_int64(st, 1, rid);
+    cs_db_bind_text(st, 2, uri, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 3, org, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 4, domain, -1, CS_DB_STATIC);
     bind_text_or_null(st, 5, name);
     bind_text_or_null(st, 6, summary);
-    sqlite3_bind_text64(st, 7, body, body_len, SQLITE_STATIC, SQLITE_UTF8);
+    cs_db_bind_text(st, 7, body, (int)body_len, CS_DB_STATIC);
     return step_done(db, st, eb);
 }
 
@@ -813,9 +813,9 @@ cur_head_free(cur_head *h)
 }
 
 static cs_err
-load_cur_head(sqlite3 *db, const char *uri, cur_head *h, cs_errbuf *eb)
+load_cur_head(cs_db *db, const char *uri, cur_head *h, cs_errbuf *eb)
 {
-    sqlite3_stmt *st = cs_stmt(db,
+    cs_dbst *st = cs_stmt(db,
                                "SELECT head_version_id, head_version,"
                                " deleted_at IS NOT NULL, name, content_type"
                                " FROM artifacts WHERE uri = ?1");
@@ -824,24 +824,24 @@ load_cur_head(sqlite3 *db, const char *uri, cur_head *h, cs_errbuf *eb)
 
     memset(h, 0, sizeof(*h));
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        const char *nm = (const char *)sqlite3_column_text(st, 3);
-        const char *ct = (const char *)sqlite3_column_text(st, 4);
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    cs_db_bind_text(st, 1, uri, -1, CS_DB_STATIC);
+    rc = cs_db_step(st);
+    if (rc == CS_DB_ROW) {
+        const char *nm = (const char *)cs_db_column_text(st, 3);
+        const char *ct = (const char *)cs_db_column_text(st, 4);
         h->found = true;
         col_copy(st, 0, h->version_id, sizeof(h->version_id));
-        h->version = sqlite3_column_int64(st, 1);
-        h->deleted = sqlite3_column_int(st, 2) != 0;
+        h->version = cs_db_column_int64(st, 1);
+        h->deleted = cs_db_column_int(st, 2) != 0;
         h->name = nm != NULL ? strdup(nm) : NULL;
         h->content_type = strdup(ct != NULL ? ct : "");
         if ((nm != NULL && h->name == NULL) || h->content_type == NULL)
             rv = CS_ENOMEM;
-    } else if (rc != SQLITE_DONE) {
+    } else if (rc != CS_DB_DONE) {
         rv = cs_db_err(db, rc, eb);
     }
-    sqlite3_reset(st);
+    cs_db_reset(st);
     return rv;
 }
 
@@ -877,19 +877,19 @@ check_head(const cs_version_write *w, const cur_head *h, cs_vw_status *status,
 }
 
 static cs_err
-next_seq(sqlite3 *db, int64_t *seq, cs_errbuf *eb)
+next_seq(cs_db *db, int64_t *seq, cs_errbuf *eb)
 {
-    sqlite3_stmt *st =
-        cs_stmt(db, CS_SQL_LAST_SEQ " + 1");
+    cs_dbst *st =
+        cs_stmt_pg(db, CS_SQL_LAST_SEQ " + 1", CS_PG_SQL_LAST_SEQ " + 1");
     int rc;
 
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *seq = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW ? CS_OK : cs_db_err(db, rc, eb);
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    rc = cs_db_step(st);
+    if (rc == CS_DB_ROW)
+        *seq = cs_db_column_int64(st, 0);
+    cs_db_reset(st);
+    return rc == CS_DB_ROW ? CS_OK : cs_db_err(db, rc, eb);
 }
 
 /* Everything the version row, the event and the head row share. */
@@ -928,11 +928,11 @@ set_merged(new_version *v, const json_t *merged_from, cs_errbuf *eb)
 }
 
 static cs_err
-insert_version(sqlite3 *db, const new_version *v, cs_errbuf *eb)
+insert_version(cs_db *db, const new_version *v, cs_errbuf *eb)
 {
     const cs_version_write *w = v->w;
     bool del = w->kind == CS_VW_DELETE;
-    sqlite3_stmt *st = cs_stmt(
+    cs_dbst *st = cs_stmt(
         db, "INSERT INTO artifact_versions(uri, version_id, version,"
             " parent_id, merged_from, content_hash, size, content_type,"
             " deleted, author_id, approved_by, summary, created_at,"
@@ -941,34 +941,34 @@ insert_version(sqlite3 *db, const new_version *v, cs_errbuf *eb)
             " ?11, ?12, ?13, ?14, ?15, ?16, ?18, ?17)");
 
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    sqlite3_bind_text(st, 1, w->uri, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, v->version_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, v->version);
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    cs_db_bind_text(st, 1, w->uri, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 2, v->version_id, -1, CS_DB_STATIC);
+    cs_db_bind_int64(st, 3, v->version);
     bind_text_or_null(st, 4, v->parent_id);
     bind_text_or_null(st, 5, v->merged_text);
     bind_text_or_null(st, 6, del ? NULL : w->content_hash);
-    sqlite3_bind_int64(st, 7, del ? 0 : (sqlite3_int64)w->len);
+    cs_db_bind_int64(st, 7, del ? 0 : (int64_t)w->len);
     bind_text_or_null(st, 8, v->content_type);
-    sqlite3_bind_int(st, 9, del ? 1 : 0);
-    sqlite3_bind_text(st, 10, w->author->actor_id, -1, SQLITE_STATIC);
+    cs_db_bind_int(st, 9, del ? 1 : 0);
+    cs_db_bind_text(st, 10, w->author->actor_id, -1, CS_DB_STATIC);
     bind_text_or_null(st, 11, w->approved_by);
     bind_text_or_null(st, 12, w->summary);
-    sqlite3_bind_text(st, 13, v->created_at, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 14, v->origin_node, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 15, v->origin_region, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 16, v->origin_seq);
-    sqlite3_bind_int64(st, 17, v->seq);
-    sqlite3_bind_text(st, 18, v->payload_state ? v->payload_state : "inline",
-                      -1, SQLITE_STATIC);
+    cs_db_bind_text(st, 13, v->created_at, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 14, v->origin_node, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 15, v->origin_region, -1, CS_DB_STATIC);
+    cs_db_bind_int64(st, 16, v->origin_seq);
+    cs_db_bind_int64(st, 17, v->seq);
+    cs_db_bind_text(st, 18, v->payload_state ? v->payload_state : "inline",
+                      -1, CS_DB_STATIC);
     return step_done(db, st, eb);
 }
 
 static cs_err
-write_head(sqlite3 *db, const new_version *v, cs_errbuf *eb)
+write_head(cs_db *db, const new_version *v, cs_errbuf *eb)
 {
     const cs_version_write *w = v->w;
-    sqlite3_stmt *st;
+    cs_dbst *st;
 
     switch (w->kind) {
     case CS_VW_CREATE:
@@ -978,38 +978,38 @@ write_head(sqlite3 *db, const new_version *v, cs_errbuf *eb)
                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, NULL,"
                          " NULL)");
         if (st == NULL)
-            return cs_db_err(db, SQLITE_ERROR, eb);
-        sqlite3_bind_text(st, 1, w->uri, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, v->parts->org, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, v->parts->domain, -1, SQLITE_STATIC);
+            return cs_db_err(db, CS_DB_ERROR, eb);
+        cs_db_bind_text(st, 1, w->uri, -1, CS_DB_STATIC);
+        cs_db_bind_text(st, 2, v->parts->org, -1, CS_DB_STATIC);
+        cs_db_bind_text(st, 3, v->parts->domain, -1, CS_DB_STATIC);
         bind_text_or_null(st, 4, v->name);
-        sqlite3_bind_text(st, 5, v->content_type, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 6, v->created_at, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 7, v->version_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 8, v->version);
+        cs_db_bind_text(st, 5, v->content_type, -1, CS_DB_STATIC);
+        cs_db_bind_text(st, 6, v->created_at, -1, CS_DB_STATIC);
+        cs_db_bind_text(st, 7, v->version_id, -1, CS_DB_STATIC);
+        cs_db_bind_int64(st, 8, v->version);
         break;
     case CS_VW_UPDATE:
         st = cs_stmt(db, "UPDATE artifacts SET content_type = ?2,"
                          " updated_at = ?3, head_version_id = ?4,"
                          " head_version = ?5 WHERE uri = ?1");
         if (st == NULL)
-            return cs_db_err(db, SQLITE_ERROR, eb);
-        sqlite3_bind_text(st, 1, w->uri, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, v->content_type, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, v->created_at, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, v->version_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 5, v->version);
+            return cs_db_err(db, CS_DB_ERROR, eb);
+        cs_db_bind_text(st, 1, w->uri, -1, CS_DB_STATIC);
+        cs_db_bind_text(st, 2, v->content_type, -1, CS_DB_STATIC);
+        cs_db_bind_text(st, 3, v->created_at, -1, CS_DB_STATIC);
+        cs_db_bind_text(st, 4, v->version_id, -1, CS_DB_STATIC);
+        cs_db_bind_int64(st, 5, v->version);
         break;
     default:
         st = cs_stmt(db, "UPDATE artifacts SET updated_at = ?2,"
                          " deleted_at = ?2, head_version_id = ?3,"
                          " head_version = ?4 WHERE uri = ?1");
         if (st == NULL)
-            return cs_db_err(db, SQLITE_ERROR, eb);
-        sqlite3_bind_text(st, 1, w->uri, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, v->created_at, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, v->version_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, v->version);
+            return cs_db_err(db, CS_DB_ERROR, eb);
+        cs_db_bind_text(st, 1, w->uri, -1, CS_DB_STATIC);
+        cs_db_bind_text(st, 2, v->created_at, -1, CS_DB_STATIC);
+        cs_db_bind_text(st, 3, v->version_id, -1, CS_DB_STATIC);
+        cs_db_bind_int64(st, 4, v->version);
         break;
     }
     return step_done(db, st, eb);
@@ -1073,9 +1073,9 @@ out:
 static cs_err
 insert_event(cs_tx *tx, const new_version *v, cs_errbuf *eb)
 {
-    sqlite3 *db = cs_tx_db(tx);
+    cs_db *db = cs_tx_db(tx);
     char *body = event_body(v);
-    sqlite3_stmt *st;
+    cs_dbst *st;
     cs_err rv;
 
     if (body == NULL)
@@ -1084,18 +1084,18 @@ insert_event(cs_tx *tx, const new_version *v, cs_errbuf *eb)
                      " org, domain, version_id, author_id, created_us, body)"
                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
     if (st == NULL) {
-        rv = cs_db_err(db, SQLITE_ERROR, eb);
+        rv = cs_db_err(db, CS_DB_ERROR, eb);
         goto out;
     }
-    sqlite3_bind_int64(st, 1, v->seq);
-    sqlite3_bind_text(st, 2, v->event_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, v->w->uri, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, v->parts->org, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, v->parts->domain, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, v->version_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 7, v->w->author->actor_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 8, v->created_us);
-    sqlite3_bind_text(st, 9, body, -1, SQLITE_STATIC);
+    cs_db_bind_int64(st, 1, v->seq);
+    cs_db_bind_text(st, 2, v->event_id, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 3, v->w->uri, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 4, v->parts->org, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 5, v->parts->domain, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 6, v->version_id, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 7, v->w->author->actor_id, -1, CS_DB_STATIC);
+    cs_db_bind_int64(st, 8, v->created_us);
+    cs_db_bind_text(st, 9, body, -1, CS_DB_STATIC);
     rv = step_done(db, st, eb);
     if (rv == CS_OK)
         rv = cs_tx_publish(tx, v->seq, v->w->uri, body);
@@ -1104,7 +1104,7 @@ out:
     return rv;
 }
 
-static cs_err recompute_head(sqlite3 *db, const char *uri,
+static cs_err recompute_head(cs_db *db, const char *uri,
                              const cs_uri_parts *parts, const char *name,
                              char *head_id, size_t *ntips, cs_errbuf *eb);
 
@@ -1116,19 +1116,19 @@ static cs_err
 local_write_forks(cs_tx *tx, const char *uri, const cs_uri_parts *parts,
                   const new_version *v, cs_errbuf *eb)
 {
-    sqlite3 *db = cs_tx_db(tx);
-    sqlite3_stmt *st = cs_stmt(db, "SELECT fork_id IS NOT NULL FROM artifacts"
+    cs_db *db = cs_tx_db(tx);
+    cs_dbst *st = cs_stmt(db, "SELECT fork_id IS NOT NULL FROM artifacts"
                                    " WHERE uri = ?1");
     bool forked = false;
     char head_id[CS_VERSION_ID_LEN + 1];
     size_t ntips = 0;
     cs_err rv;
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        forked = sqlite3_column_int(st, 0) != 0;
-    sqlite3_reset(st);
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    cs_db_bind_text(st, 1, uri, -1, CS_DB_STATIC);
+    if (cs_db_step(st) == CS_DB_ROW)
+        forked = cs_db_column_int(st, 0) != 0;
+    cs_db_reset(st);
     if (!forked)
         return CS_OK;
     rv = recompute_head(db, uri, parts, v->name, head_id, &ntips, eb);
@@ -1142,7 +1142,7 @@ cs_err
 cs_version_write_tx(cs_tx *tx, const cs_version_write *w,
                     cs_vw_status *status, json_t **out, cs_errbuf *eb)
 {
-    sqlite3 *db = cs_tx_db(tx);
+    cs_db *db = cs_tx_db(tx);
     cs_store *s = cs_tx_store(tx);
     cs_uri_parts *parts = NULL;
     cur_head head;
@@ -1257,10 +1257,10 @@ out:
 /* Recomputes the head row of uri from the tips of its version graph.
  * *head_id gets the chosen tip. */
 static cs_err
-recompute_head(sqlite3 *db, const char *uri, const cs_uri_parts *parts,
+recompute_head(cs_db *db, const char *uri, const cs_uri_parts *parts,
                const char *name, char *head_id, size_t *ntips, cs_errbuf *eb)
 {
-    sqlite3_stmt *st = cs_stmt(
+    cs_dbst *st = cs_stmt(
         db, "SELECT v.version_id, v.version, v.deleted, v.created_at,"
             " v.content_type, v.parent_id FROM artifact_versions v"
             " WHERE v.uri = ?1 AND v.has_child = 0");
@@ -1276,17 +1276,17 @@ recompute_head(sqlite3 *db, const char *uri, const cs_uri_parts *parts,
 
     *ntips = 0;
     if (st == NULL)
-        return cs_db_err(db, SQLITE_ERROR, eb);
-    sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        cur.version_id = (const char *)sqlite3_column_text(st, 0);
-        cur.version = sqlite3_column_int64(st, 1);
-        cur.deleted = sqlite3_column_int(st, 2) != 0;
-        cur.created_at = (const char *)sqlite3_column_text(st, 3);
+        return cs_db_err(db, CS_DB_ERROR, eb);
+    cs_db_bind_text(st, 1, uri, -1, CS_DB_STATIC);
+    while ((rc = cs_db_step(st)) == CS_DB_ROW) {
+        cur.version_id = (const char *)cs_db_column_text(st, 0);
+        cur.version = cs_db_column_int64(st, 1);
+        cur.deleted = cs_db_column_int(st, 2) != 0;
+        cur.created_at = (const char *)cs_db_column_text(st, 3);
         cur.origin_region = NULL;
         (*ntips)++;
         if (!have || cs_fork_tip_better(&cur, &best)) {
-            const unsigned char *ct = sqlite3_column_text(st, 4);
+            const unsigned char *ct = cs_db_column_text(st, 4);
             snprintf(best_id, sizeof(best_id), "%s", cur.version_id);
             snprintf(best_at, sizeof(best_at), "%s", cur.created_at);
             col_copy(st, 5, best_parent, sizeof(best_parent));
@@ -1298,8 +1298,8 @@ recompute_head(sqlite3 *db, const char *uri, const cs_uri_parts *parts,
             have = true;
         }
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
+    cs_db_reset(st);
+    if (rc != CS_DB_DONE) {
         rv = cs_db_err(db, rc, eb);
         goto out;
     }
@@ -1323,18 +1323,18 @@ recompute_head(sqlite3 *db, const char *uri, const cs_uri_parts *parts,
                  " head_version = excluded.head_version,"
                  " deleted_at = excluded.deleted_at, fork_id = excluded.fork_id");
     if (st == NULL) {
-        rv = cs_db_err(db, SQLITE_ERROR, eb);
+        rv = cs_db_err(db, CS_DB_ERROR, eb);
         goto out;
     }
-    sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, parts->org, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, parts->domain, -1, SQLITE_STATIC);
+    cs_db_bind_text(st, 1, uri, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 2, parts->org, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 3, parts->domain, -1, CS_DB_STATIC);
     bind_text_or_null(st, 4, name);
-    sqlite3_bind_text(st, 5, best_ct ? best_ct : CS_CT_TEXT_DEFAULT, -1,
-                      SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, best_at, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 7, best_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 8, best.version);
+    cs_db_bind_text(st, 5, best_ct ? best_ct : CS_CT_TEXT_DEFAULT, -1,
+                      CS_DB_STATIC);
+    cs_db_bind_text(st, 6, best_at, -1, CS_DB_STATIC);
+    cs_db_bind_text(st, 7, best_id, -1, CS_DB_STATIC);
+    cs_db_bind_int64(st, 8, best.version);
     bind_text_or_null(st, 9, best.deleted ? best_at : NULL);
     bind_text_or_null(st, 10, fork_id[0] ? fork_id : NULL);
     if ((rv = step_done(db, st, eb)) != CS_OK)
@@ -1346,15 +1346,15 @@ out:
 }
 
 static bool
-blob_present(sqlite3 *db, const char *hash)
+blob_present(cs_db *db, const char *hash)
 {
-    sqlite3_stmt *st = cs_stmt(db, "SELECT 1 FROM blobs WHERE hash = ?1");
+    cs_dbst *st = cs_stmt(db, "SELECT 1 FROM blobs WHERE hash = ?1");
     bool found;
     if (st == NULL)
         return false;
-    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
-    found = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_reset(st);
+    cs_db_bind_text(st, 1, hash, -1, CS_DB_STATIC);
+    found = cs_db_step(st) == CS_DB_ROW;
+    cs_db_reset(st);
     return found;
 }
 
@@ -1362,7 +1362,7 @@ cs_err
 cs_version_apply_tx(cs_tx *tx, const cs_version_record *rec, bool *forked,
                     cs_errbuf *eb)
 {
-    sqlite3 *db = cs_tx_db(tx);
+    cs_db *db = cs_tx_db(tx);
     cs_uri_parts *parts = NULL;
     cs_version_write w;
     cs_actor author;
@@ -1373,7 +1373,7 @@ cs_version_apply_tx(cs_tx *tx, const cs_version_record *rec, bool *forked,
     const char *name;
     size_t ntips = 0;
     int64_t created_us = 0;
-    sqlite3_stmt *st;
+    cs_dbst *st;
     cs_err rv;
     int n;
 
@@ -1405,14 +1405,14 @@ cs_version_apply_tx(cs_tx *tx, const cs_version_record *rec, bool *forked,
         st = cs_stmt(db, "SELECT version FROM artifact_versions WHERE"
                          " uri = ?1 AND version_id = ?2");
         if (st == NULL) {
-            rv = cs_db_err(db, SQLITE_ERROR, eb);
+            rv = cs_db_err(db, CS_DB_ERROR, eb);
             goto out;
         }
-        sqlite3_bind_text(st, 1, rec->uri, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, rec->parent_id, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW)
-            pv = sqlite3_column_int64(st, 0);
-        sqlite3_reset(st);
+        cs_db_bind_text(st, 1, rec->uri, -1, CS_DB_STATIC);
+        cs_db_bind_text(st, 2, rec->parent_id, -1, CS_DB_STATIC);
+        if (cs_db_step(st) == CS_DB_ROW)
+            pv = cs_db_column_int64(st, 0);
+        cs_db_reset(st);
         if (pv < 0) {
             rv = cs_errf(eb, CS_EINVAL, "parent %s is not a version of %s",
                          rec->parent_id, rec->uri);
@@ -1430,28 +1430,28 @@ cs_version_apply_tx(cs_tx *tx, const cs_version_record *rec, bool *forked,
     st = cs_stmt(db, "SELECT 1 FROM artifact_versions WHERE uri = ?1 AND"
                      " parent_id IS ?2 LIMIT 1");
     if (st == NULL) {
-        rv = cs_db_err(db, SQLITE_ERROR, eb);
+        rv = cs_db_err(db, CS_DB_ERROR, eb);
         goto out;
     }
-    sqlite3_bind_text(st, 1, rec->uri, -1, SQLITE_STATIC);
+    cs_db_bind_text(st, 1, rec->uri, -1, CS_DB_STATIC);
     bind_text_or_null(st, 2, rec->parent_id);
-    *forked = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_reset(st);
+    *forked = cs_db_step(st) == CS_DB_ROW;
+    cs_db_reset(st);
 
     /* Current head and name (the artifact row may not exist yet). */
     st = cs_stmt(db, "SELECT head_version_id, name FROM artifacts WHERE"
                      " uri = ?1");
     if (st == NULL) {
-        rv = cs_db_err(db, SQLITE_ERROR, eb);
+        rv = cs_db_err(db, CS_DB_ERROR, eb);
         goto out;
     }
-    sqlite3_bind_text(st, 1, rec->uri, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        const unsigned char *nm = sqlite3_column_text(st, 1);
+    cs_db_bind_text(st, 1, rec->uri, -1, CS_DB_STATIC);
+    if (cs_db_step(st) == CS_DB_ROW) {
+        const unsigned char *nm = cs_db_column_text(st, 1);
         col_copy(st, 0, old_head, sizeof(old_head));
         old_name = nm ? strdup((const char *)nm) : NULL;
     }
-    sqlite3_reset(st);
+    cs_db_reset(st);
     if (old_name != NULL) {
         name = old_name;
     } else if (rec->name != NULL) {

@@ -15,7 +15,7 @@
 #define CS_VERSIONS_H
 
 #include <jansson.h>
-#include <sqlite3.h>
+#include "db.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -203,7 +203,7 @@ cs_err cs_version_id(const char *uri, int64_t version, const char *parent_id,
  * returned too, with "deleted": true and content null: the caller decides
  * to answer 404. with_content false (or a payload not stored here) gives
  * content null. */
-cs_err cs_artifact_read(cs_store *s, sqlite3 *db, const char *uri,
+cs_err cs_artifact_read(cs_store *s, cs_db *db, const char *uri,
                         int64_t version, const char *version_id,
                         bool with_content, json_t **out, cs_errbuf *eb);
 
@@ -219,19 +219,19 @@ typedef struct cs_version_ref {
 
 /* Resolves a version like cs_artifact_read (version_id wins; version < 1
  * and no version_id: the head). CS_ENOTFOUND when unknown. */
-cs_err cs_version_find(sqlite3 *db, const char *uri, int64_t version,
+cs_err cs_version_find(cs_db *db, const char *uri, int64_t version,
                        const char *version_id, cs_version_ref *out,
                        cs_errbuf *eb);
 
 /* The stored bytes of a version (malloc'd, NUL-terminated; *len). A
  * tombstone has empty content. CS_ENOTFOUND when the payload is not stored
  * on this node (payload_state other than "inline"). */
-cs_err cs_version_content(cs_store *s, sqlite3 *db, const cs_version_ref *v,
+cs_err cs_version_content(cs_store *s, cs_db *db, const cs_version_ref *v,
                           char **out, size_t *len, cs_errbuf *eb);
 
 /* {uri, versions: [...]} newest first, every version of the URI with
  * on_head_path (spec §3 history). CS_ENOTFOUND when the URI is unknown. */
-cs_err cs_artifact_history(sqlite3 *db, const char *uri, json_t **out,
+cs_err cs_artifact_history(cs_db *db, const char *uri, json_t **out,
                            cs_errbuf *eb);
 
 #endif

@@ -1,0 +1,1030 @@
+/* SPDX-License-Identifier: MIT
+ * db.c: one statement API over SQLite and PostgreSQL (see db.h). */
+#include "db.h"
+
+#include <ctype.h>
+#include <libpq-fe.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cs_log.h"
+
+#define PG_MAX_PARAMS 64
+
+struct cs_db {
+    cs_db_kind kind;
+    sqlite3 *lite;
+    PGconn *pg;
+    unsigned gen;      /* bumped when the PostgreSQL session was reset */
+    unsigned next_id;  /* names of server-side prepared statements */
+    bool in_tx;        /* between BEGIN and COMMIT/ROLLBACK (PostgreSQL) */
+    int changes;
+    int errcode;
+    char errmsg[512];
+};
+
+typedef struct pg_param {
+    char *buf; /* owned copy of the value (NULL: SQL NULL) */
+    size_t cap;
+    int len;
+    int fmt; /* 0 text, 1 binary */
+    bool null;
+} pg_param;
+
+struct cs_dbst {
+    cs_db *db;
+    sqlite3_stmt *lite;
+    /* PostgreSQL */
+    char *sql;       /* rewritten text */
+    char name[24];   /* server-side name ("" when unprepared) */
+    unsigned gen;    /* db->gen it was prepared under */
+    int nparams;
+    pg_param *params;
+    PGresult *res;
+    int row, nrows;
+    unsigned char *blob; /* decoded bytea of (blob_row, blob_col) */
+    size_t blob_len;
+    int blob_row, blob_col;
+};
+
+/* ---- errors ---- */
+
+static void
+set_err(cs_db *db, int code, const char *msg)
+{
+    size_t n;
+    db->errcode = code;
+    snprintf(db->errmsg, sizeof(db->errmsg), "%s", msg ? msg : "unknown error");
+    n = strlen(db->errmsg);
+    while (n > 0 && (db->errmsg[n - 1] == '\n' || db->errmsg[n - 1] == ' '))
+        db->errmsg[--n] = '\0';
+}
+
+/* The error class of a failed PostgreSQL result (SQLSTATE). */
+static int
+pg_class(const PGresult *res, PGconn *conn)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (PQstatus(conn) == CONNECTION_BAD)
+        return CS_DB_IOERR;
+    if (state == NULL)
+        return CS_DB_ERROR;
+    if (strncmp(state, "23", 2) == 0)
+        return CS_DB_CONSTRAINT;
+    if (strcmp(state, "53100") == 0)
+        return CS_DB_FULL;
+    if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0 ||
+        strncmp(state, "58", 2) == 0)
+        return CS_DB_IOERR;
+    return CS_DB_ERROR;
+}
+
+static int
+pg_fail(cs_db *db, PGresult *res)
+{
+    int code = pg_class(res, db->pg);
+    set_err(db, code, res ? PQresultErrorMessage(res) : PQerrorMessage(db->pg));
+    if (res != NULL && *db->errmsg == '\0')
+        set_err(db, code, PQerrorMessage(db->pg));
+    return code;
+}
+
+cs_err
+cs_db_err(cs_db *db, int rc, cs_errbuf *eb)
+{
+    int prim = rc & 0xff;
+    const char *m;
+    if (db == NULL)
+        m = sqlite3_errstr(rc);
+    else if (db->kind == CS_DB_SQLITE)
+        m = sqlite3_errmsg(db->lite);
+    else
+        m = db->errmsg;
+    if (prim == CS_DB_FULL)
+        return cs_errf(eb, CS_EFULL, "storage full: %s", m);
+    if (prim == CS_DB_CONSTRAINT)
+        return cs_errf(eb, CS_ECONFLICT, "constraint: %s", m);
+    if (prim == CS_DB_IOERR || prim == SQLITE_CANTOPEN)
+        return cs_errf(eb, CS_EIO, "storage i/o error: %s", m);
+    return cs_errf(eb, CS_EDB, "database error: %s", m);
+}
+
+const char *
+cs_db_errmsg(cs_db *db)
+{
+    return db->kind == CS_DB_SQLITE ? sqlite3_errmsg(db->lite) : db->errmsg;
+}
+
+int
+cs_db_errcode(cs_db *db)
+{
+    return db->kind == CS_DB_SQLITE ? sqlite3_errcode(db->lite) & 0xff
+                                    : db->errcode;
+}
+
+int
+cs_db_changes(cs_db *db)
+{
+    return db->kind == CS_DB_SQLITE ? sqlite3_changes(db->lite) : db->changes;
+}
+
+cs_db_kind
+cs_db_kind_of(const cs_db *db)
+{
+    return db->kind;
+}
+
+void *
+cs_db_handle(cs_db *db)
+{
+    return db->kind == CS_DB_SQLITE ? (void *)db->lite : (void *)db->pg;
+}
+
+bool
+cs_db_is_pg_url(const char *store)
+{
+    return store != NULL && (strncmp(store, "postgres://", 11) == 0 ||
+                             strncmp(store, "postgresql://", 13) == 0);
+}
+
+/* ---- SQLite dialect -> PostgreSQL ---- */
+
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} sbuf;
+
+static void
+sb_putn(sbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = (b->cap ? b->cap * 2 : 256);
+        char *p;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        p = realloc(b->p, cap);
+        if (p == NULL) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void
+sb_puts(sbuf *b, const char *s)
+{
+    sb_putn(b, s, strlen(s));
+}
+
+static bool
+is_word(char c)
+{
+    return isalnum((unsigned char)c) || c == '_';
+}
+
+/* Length of the word at s (0 if none). */
+static size_t
+word_len(const char *s)
+{
+    size_t n = 0;
+    while (is_word(s[n]))
+        n++;
+    return n;
+}
+
+static bool
+word_is(const char *s, size_t n, const char *w)
+{
+    return strlen(w) == n && strncasecmp(s, w, n) == 0;
+}
+
+static const char *
+skip_space(const char *s)
+{
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+        s++;
+    return s;
+}
+
+/* True when s (after a parameter) reads IS [NOT] NULL: PostgreSQL cannot
+ * type a parameter from that alone, so it is typed text (every such
+ * parameter of the node is a text filter, as in "?2 IS NULL OR org = ?2"). */
+static bool
+tests_null(const char *s)
+{
+    const char *t = skip_space(s);
+    size_t tl = word_len(t);
+    if (!word_is(t, tl, "IS"))
+        return false;
+    t = skip_space(t + tl);
+    tl = word_len(t);
+    if (word_is(t, tl, "NOT")) {
+        t = skip_space(t + tl);
+        tl = word_len(t);
+    }
+    return word_is(t, tl, "NULL");
+}
+
+/* Rewrites SQLite-dialect sql for PostgreSQL (see db.h); *nparams = the
+ * highest parameter number. NULL when out of memory. */
+static char *
+pg_rewrite(const char *sql, int *nparams)
+{
+    sbuf b = {0};
+    const char *s = skip_space(sql);
+    int autoidx = 0, maxidx = 0;
+    bool on_conflict = false;
+    size_t wl;
+
+    wl = word_len(s);
+    if (word_is(s, wl, "BEGIN")) {
+        const char *t = skip_space(s + wl);
+        size_t tl = word_len(t);
+        if (word_is(t, tl, "IMMEDIATE") || word_is(t, tl, "DEFERRED") ||
+            word_is(t, tl, "EXCLUSIVE"))
+            s = t + tl;
+        else
+            s += wl;
+        sb_puts(&b, "BEGIN");
+    } else if (word_is(s, wl, "INSERT")) {
+        const char *t = skip_space(s + wl);
+        size_t tl = word_len(t);
+        if (word_is(t, tl, "OR")) {
+            const char *u = skip_space(t + tl);
+            size_t ul = word_len(u);
+            if (word_is(u, ul, "IGNORE")) {
+                on_conflict = true;
+                sb_puts(&b, "INSERT");
+                s = u + ul;
+            }
+        }
+    }
+    while (*s != '\0') {
+        if (*s == '\'' || *s == '"') {
+            char q = *s;
+            const char *e = s + 1;
+            for (;;) {
+                if (*e == '\0')
+                    break;
+                if (*e == q) {
+                    if (e[1] == q) {
+                        e += 2;
+                        continue;
+                    }
+                    e++;
+                    break;
+                }
+                e++;
+            }
+            sb_putn(&b, s, (size_t)(e - s));
+            s = e;
+        } else if (*s == '?') {
+            char num[16];
+            int idx;
+            s++;
+            if (isdigit((unsigned char)*s)) {
+                idx = (int)strtol(s, (char **)&s, 10);
+            } else {
+                idx = ++autoidx;
+            }
+            if (idx > maxidx)
+                maxidx = idx;
+            snprintf(num, sizeof(num), "$%d", idx);
+            sb_puts(&b, num);
+            if (tests_null(s))
+                sb_puts(&b, "::text");
+        } else if (is_word(*s) && (s == sql || !is_word(s[-1]))) {
+            wl = word_len(s);
+            if (word_is(s, wl, "IS")) {
+                const char *t = skip_space(s + wl);
+                size_t tl = word_len(t);
+                if (word_is(t, tl, "NULL") || word_is(t, tl, "DISTINCT") ||
+                    word_is(t, tl, "TRUE") || word_is(t, tl, "FALSE")) {
+                    sb_putn(&b, s, wl);
+                    s += wl;
+                } else if (word_is(t, tl, "NOT")) {
+                    const char *u = skip_space(t + tl);
+                    size_t ul = word_len(u);
+                    if (word_is(u, ul, "NULL") || word_is(u, ul, "DISTINCT") ||
+                        word_is(u, ul, "TRUE") || word_is(u, ul, "FALSE")) {
+                        sb_putn(&b, s, wl);
+                        s += wl;
+                    } else {
+                        sb_puts(&b, "IS DISTINCT FROM");
+                        s = t + tl;
+                    }
+                } else {
+                    sb_puts(&b, "IS NOT DISTINCT FROM");
+                    s += wl;
+                }
+            } else {
+                sb_putn(&b, s, wl);
+                s += wl;
+            }
+        } else {
+            sb_putn(&b, s, 1);
+            s++;
+        }
+    }
+    if (on_conflict) {
+        while (b.len > 0 && (b.p[b.len - 1] == ';' || b.p[b.len - 1] == ' '))
+            b.p[--b.len] = '\0';
+        sb_puts(&b, " ON CONFLICT DO NOTHING");
+    }
+    if (b.oom || b.p == NULL) {
+        free(b.p);
+        return NULL;
+    }
+    *nparams = maxidx;
+    return b.p;
+}
+
+/* Highest $N of a PostgreSQL text; when types is not NULL (room for that
+ * many), marks the numbers the text never uses as text parameters: a
+ * statement may be bound with parameters it ignores (as SQLite allows),
+ * and PostgreSQL cannot type those. */
+static int
+pg_scan_params(const char *sql, Oid *types, int ntypes)
+{
+    int maxidx = 0;
+    char q = 0;
+    if (types != NULL)
+        for (int i = 0; i < ntypes; i++)
+            types[i] = 25; /* TEXTOID */
+    for (const char *s = sql; *s; s++) {
+        if (q != 0) {
+            if (*s == q)
+                q = 0;
+        } else if (*s == '\'' || *s == '"') {
+            q = *s;
+        } else if (*s == '$' && isdigit((unsigned char)s[1])) {
+            int idx = (int)strtol(s + 1, NULL, 10);
+            if (idx > maxidx)
+                maxidx = idx;
+            if (types != NULL && idx >= 1 && idx <= ntypes)
+                types[idx - 1] = 0; /* used: the server infers it */
+        }
+    }
+    return maxidx;
+}
+
+/* ---- connections ---- */
+
+static int
+lite_exec(cs_db *db, const char *sql, cs_errbuf *eb)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(db->lite, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        cs_errf(eb, CS_EDB, "%s", msg != NULL ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+    }
+    return rc;
+}
+
+cs_err
+cs_db_open_sqlite(const char *path, int flags, cs_db **out, cs_errbuf *eb)
+{
+    cs_db *db = calloc(1, sizeof(*db));
+    int rc;
+    if (db == NULL)
+        return cs_errf(eb, CS_ENOMEM, "out of memory");
+    db->kind = CS_DB_SQLITE;
+    rc = sqlite3_open_v2(path, &db->lite, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        cs_errf(eb, CS_EIO, "cannot open %s: %s", path,
+                db->lite ? sqlite3_errmsg(db->lite) : sqlite3_errstr(rc));
+        sqlite3_close_v2(db->lite);
+        free(db);
+        return CS_EIO;
+    }
+    *out = db;
+    return CS_OK;
+}
+
+/* Session settings of every PostgreSQL connection. */
+#define PG_SESSION_SQL                                                      \
+    "SET client_min_messages = warning; SET TIME ZONE 'UTC';"              \
+    " SET standard_conforming_strings = on"
+
+cs_err
+cs_db_open_pg(const char *url, cs_db **out, cs_errbuf *eb)
+{
+    cs_db *db = calloc(1, sizeof(*db));
+    PGresult *res;
+    if (db == NULL)
+        return cs_errf(eb, CS_ENOMEM, "out of memory");
+    db->kind = CS_DB_POSTGRES;
+    db->pg = PQconnectdb(url);
+    if (db->pg == NULL || PQstatus(db->pg) != CONNECTION_OK) {
+        cs_errf(eb, CS_EIO, "cannot connect to PostgreSQL: %s",
+                db->pg ? PQerrorMessage(db->pg) : "out of memory");
+        PQfinish(db->pg);
+        free(db);
+        return CS_EIO;
+    }
+    res = PQexec(db->pg, PG_SESSION_SQL);
+    PQclear(res);
+    *out = db;
+    return CS_OK;
+}
+
+/* A broken PostgreSQL session is reconnected, but never inside a
+ * transaction (its work is gone: the caller must see the failure). */
+static bool
+pg_ensure(cs_db *db)
+{
+    PGresult *res;
+    if (PQstatus(db->pg) == CONNECTION_OK)
+        return true;
+    if (db->in_tx) {
+        set_err(db, CS_DB_IOERR, "connection to PostgreSQL lost");
+        return false;
+    }
+    PQreset(db->pg);
+    if (PQstatus(db->pg) != CONNECTION_OK) {
+        set_err(db, CS_DB_IOERR, PQerrorMessage(db->pg));
+        return false;
+    }
+    db->gen++;
+    res = PQexec(db->pg, PG_SESSION_SQL);
+    PQclear(res);
+    cs_log(CS_LOG_NOTICE, "DB-RECONNECT", "reconnected to PostgreSQL");
+    return true;
+}
+
+void
+cs_db_close(cs_db *db)
+{
+    if (db == NULL)
+        return;
+    cs_db_stmt_cache_drop(db);
+    if (db->kind == CS_DB_SQLITE)
+        sqlite3_close_v2(db->lite);
+    else
+        PQfinish(db->pg);
+    free(db);
+}
+
+static void
+track_tx(cs_db *db, const char *sql)
+{
+    const char *s = skip_space(sql);
+    size_t wl = word_len(s);
+    if (word_is(s, wl, "BEGIN")) {
+        db->in_tx = true;
+    } else if (word_is(s, wl, "COMMIT") || word_is(s, wl, "END")) {
+        db->in_tx = false;
+    } else if (word_is(s, wl, "ROLLBACK")) {
+        const char *t = skip_space(s + wl);
+        if (!word_is(t, word_len(t), "TO"))
+            db->in_tx = false;
+    }
+}
+
+int
+cs_db_exec(cs_db *db, const char *sql, cs_errbuf *eb)
+{
+    PGresult *res;
+    char *txt;
+    int n, rc = CS_DB_OK;
+    if (db->kind == CS_DB_SQLITE)
+        return lite_exec(db, sql, eb);
+    txt = pg_rewrite(sql, &n);
+    if (txt == NULL) {
+        cs_errf(eb, CS_ENOMEM, "out of memory");
+        return CS_DB_ERROR;
+    }
+    if (!pg_ensure(db)) {
+        cs_errf(eb, CS_EIO, "%s", db->errmsg);
+        free(txt);
+        return CS_DB_IOERR;
+    }
+    res = PQexec(db->pg, txt);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+        PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rc = pg_fail(db, res);
+        cs_errf(eb, CS_EDB, "%s", db->errmsg);
+    }
+    /* a failed COMMIT ends the transaction too */
+    track_tx(db, sql);
+    if (rc != CS_DB_OK && db->in_tx &&
+        PQtransactionStatus(db->pg) == PQTRANS_IDLE)
+        db->in_tx = false;
+    PQclear(res);
+    free(txt);
+    return rc;
+}
+
+/* ---- statements ---- */
+
+static int
+pg_prepare_server(cs_dbst *st)
+{
+    cs_db *db = st->db;
+    PGresult *res;
+    Oid types[PG_MAX_PARAMS];
+    if (!pg_ensure(db))
+        return CS_DB_IOERR;
+    if (st->nparams > PG_MAX_PARAMS) {
+        set_err(db, CS_DB_ERROR, "too many parameters");
+        return CS_DB_ERROR;
+    }
+    pg_scan_params(st->sql, types, st->nparams);
+    snprintf(st->name, sizeof(st->name), "cs%u", ++db->next_id);
+    res = PQprepare(db->pg, st->name, st->sql, st->nparams, types);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        int rc = pg_fail(db, res);
+        PQclear(res);
+        st->name[0] = '\0';
+        return rc;
+    }
+    PQclear(res);
+    st->gen = db->gen;
+    return CS_DB_OK;
+}
+
+/* A statement object; server = prepare it on the server now (cached
+ * statements) rather than send the text at each execution. */
+static int
+st_new(cs_db *db, const char *sql, const char *pg_sql, bool server,
+       cs_dbst **out)
+{
+    cs_dbst *st = calloc(1, sizeof(*st));
+    int rc;
+    *out = NULL;
+    if (st == NULL)
+        return CS_DB_ERROR;
+    st->db = db;
+    st->blob_col = -1;
+    if (db->kind == CS_DB_SQLITE) {
+        rc = sqlite3_prepare_v3(db->lite, sql, -1,
+                                server ? SQLITE_PREPARE_PERSISTENT : 0,
+                                &st->lite, NULL);
+        if (rc != SQLITE_OK) {
+            free(st);
+            return rc;
+        }
+        *out = st;
+        return CS_DB_OK;
+    }
+    if (pg_sql != NULL) {
+        st->sql = strdup(pg_sql);
+        st->nparams = pg_scan_params(pg_sql, NULL, 0);
+    } else {
+        st->sql = pg_rewrite(sql, &st->nparams);
+    }
+    if (st->sql == NULL ||
+        (st->nparams > 0 &&
+         (st->params = calloc((size_t)st->nparams, sizeof(pg_param))) == NULL)) {
+        free(st->sql);
+        free(st);
+        set_err(db, CS_DB_ERROR, "out of memory");
+        return CS_DB_ERROR;
+    }
+    for (int i = 0; i < st->nparams; i++)
+        st->params[i].null = true;
+    if (server && (rc = pg_prepare_server(st)) != CS_DB_OK) {
+        free(st->params);
+        free(st->sql);
+        free(st);
+        return rc;
+    }
+    *out = st;
+    return CS_DB_OK;
+}
+
+int
+cs_db_prepare(cs_db *db, const char *sql, cs_dbst **out)
+{
+    return st_new(db, sql, NULL, false, out);
+}
+
+static void
+pg_clear_result(cs_dbst *st)
+{
+    PQclear(st->res);
+    st->res = NULL;
+    st->row = -1;
+    st->nrows = 0;
+    if (st->blob != NULL)
+        PQfreemem(st->blob);
+    st->blob = NULL;
+    st->blob_col = -1;
+}
+
+void
+cs_db_finalize(cs_dbst *st)
+{
+    if (st == NULL)
+        return;
+    if (st->db->kind == CS_DB_SQLITE) {
+        sqlite3_finalize(st->lite);
+    } else {
+        pg_clear_result(st);
+        if (st->name[0] != '\0' && st->gen == st->db->gen &&
+            PQstatus(st->db->pg) == CONNECTION_OK && !st->db->in_tx) {
+            char sql[48];
+            snprintf(sql, sizeof(sql), "DEALLOCATE %s", st->name);
+            PQclear(PQexec(st->db->pg, sql));
+        }
+        for (int i = 0; i < st->nparams; i++)
+            free(st->params[i].buf);
+        free(st->params);
+        free(st->sql);
+    }
+    free(st);
+}
+
+/* ---- statement cache: per thread, keyed by SQL pointer and db ---- */
+
+typedef struct stmt_ent {
+    cs_db *db;
+    const char *sql;
+    cs_dbst *st;
+} stmt_ent;
+
+#define STMT_CACHE 128
+static _Thread_local stmt_ent t_cache[STMT_CACHE];
+
+cs_dbst *
+cs_stmt_pg(cs_db *db, const char *sql, const char *pg_sql)
+{
+    size_t h = ((uintptr_t)sql >> 3) ^ ((uintptr_t)db >> 4);
+    stmt_ent *e = NULL;
+    for (size_t i = 0; i < STMT_CACHE; i++) {
+        stmt_ent *c = &t_cache[(h + i) % STMT_CACHE];
+        if (c->st != NULL && c->db == db && c->sql == sql) {
+            cs_db_reset(c->st);
+            cs_db_clear_bindings(c->st);
+            return c->st;
+        }
+        if (c->st == NULL) {
+            e = c;
+            break;
+        }
+    }
+    if (e == NULL) {
+        /* full: evict slot h */
+        e = &t_cache[h % STMT_CACHE];
+        cs_db_finalize(e->st);
+        e->st = NULL;
+    }
+    if (st_new(db, sql, db->kind == CS_DB_POSTGRES ? pg_sql : NULL, true,
+               &e->st) != CS_DB_OK) {
+        cs_log(CS_LOG_ERROR, "DB-PREPARE", "%s: %s", cs_db_errmsg(db),
+               db->kind == CS_DB_POSTGRES && pg_sql ? pg_sql : sql);
+        e->st = NULL;
+        return NULL;
+    }
+    e->db = db;
+    e->sql = sql;
+    return e->st;
+}
+
+cs_dbst *
+cs_stmt(cs_db *db, const char *sql)
+{
+    return cs_stmt_pg(db, sql, NULL);
+}
+
+void
+cs_db_stmt_cache_drop(cs_db *db)
+{
+    for (size_t i = 0; i < STMT_CACHE; i++) {
+        if (t_cache[i].st != NULL && t_cache[i].db == db) {
+            cs_db_finalize(t_cache[i].st);
+            t_cache[i].st = NULL;
+            t_cache[i].db = NULL;
+            t_cache[i].sql = NULL;
+        }
+    }
+}
+
+void
+cs_db_idle(cs_db *db)
+{
+    if (db->kind == CS_DB_SQLITE) {
+        sqlite3_stmt *st = NULL;
+        while ((st = sqlite3_next_stmt(db->lite, st)) != NULL)
+            sqlite3_reset(st);
+        return;
+    }
+    for (size_t i = 0; i < STMT_CACHE; i++)
+        if (t_cache[i].st != NULL && t_cache[i].db == db)
+            pg_clear_result(t_cache[i].st);
+}
+
+/* ---- bind ---- */
+
+static pg_param *
+pg_slot(cs_dbst *st, int i)
+{
+    if (i < 1 || i > st->nparams)
+        return NULL;
+    return &st->params[i - 1];
+}
+
+static int
+pg_set(cs_dbst *st, int i, const void *p, size_t n, int fmt)
+{
+    pg_param *pp = pg_slot(st, i);
+    if (pp == NULL)
+        return CS_DB_ERROR;
+    if (pp->cap < n + 1) {
+        char *b = realloc(pp->buf, n + 1);
+        if (b == NULL)
+            return CS_DB_ERROR;
+        pp->buf = b;
+        pp->cap = n + 1;
+    }
+    if (n > 0)
+        memcpy(pp->buf, p, n);
+    pp->buf[n] = '\0';
+    pp->len = (int)n;
+    pp->fmt = fmt;
+    pp->null = false;
+    return CS_DB_OK;
+}
+
+int
+cs_db_bind_text(cs_dbst *st, int i, const char *s, int n, int life)
+{
+    if (st->db->kind == CS_DB_SQLITE)
+        return sqlite3_bind_text(st->lite, i, s, n,
+                                 life == CS_DB_TRANSIENT ? SQLITE_TRANSIENT
+                                                         : SQLITE_STATIC);
+    if (s == NULL)
+        return cs_db_bind_null(st, i);
+    return pg_set(st, i, s, n < 0 ? strlen(s) : (size_t)n, 0);
+}
+
+int
+cs_db_bind_blob(cs_dbst *st, int i, const void *p, size_t n, int life)
+{
+    if (st->db->kind == CS_DB_SQLITE)
+        return sqlite3_bind_blob64(st->lite, i, p, n,
+                                   life == CS_DB_TRANSIENT ? SQLITE_TRANSIENT
+                                                           : SQLITE_STATIC);
+    return pg_set(st, i, p, n, 1);
+}
+
+int
+cs_db_bind_int64(cs_dbst *st, int i, int64_t v)
+{
+    char num[24];
+    if (st->db->kind == CS_DB_SQLITE)
+        return sqlite3_bind_int64(st->lite, i, v);
+    snprintf(num, sizeof(num), "%lld", (long long)v);
+    return pg_set(st, i, num, strlen(num), 0);
+}
+
+int
+cs_db_bind_int(cs_dbst *st, int i, int v)
+{
+    return cs_db_bind_int64(st, i, v);
+}
+
+int
+cs_db_bind_null(cs_dbst *st, int i)
+{
+    pg_param *pp;
+    if (st->db->kind == CS_DB_SQLITE)
+        return sqlite3_bind_null(st->lite, i);
+    if ((pp = pg_slot(st, i)) == NULL)
+        return CS_DB_ERROR;
+    pp->null = true;
+    return CS_DB_OK;
+}
+
+int
+cs_db_clear_bindings(cs_dbst *st)
+{
+    if (st->db->kind == CS_DB_SQLITE)
+        return sqlite3_clear_bindings(st->lite);
+    for (int i = 0; i < st->nparams; i++)
+        st->params[i].null = true;
+    return CS_DB_OK;
+}
+
+int
+cs_db_reset(cs_dbst *st)
+{
+    if (st->db->kind == CS_DB_SQLITE)
+        return sqlite3_reset(st->lite);
+    pg_clear_result(st);
+    return CS_DB_OK;
+}
+
+/* ---- step ---- */
+
+static int
+pg_execute(cs_dbst *st)
+{
+    cs_db *db = st->db;
+    const char *vals[PG_MAX_PARAMS];
+    int lens[PG_MAX_PARAMS], fmts[PG_MAX_PARAMS];
+    ExecStatusType es;
+
+    if (st->nparams > PG_MAX_PARAMS) {
+        set_err(db, CS_DB_ERROR, "too many parameters");
+        return CS_DB_ERROR;
+    }
+    for (int i = 0; i < st->nparams; i++) {
+        pg_param *pp = &st->params[i];
+        vals[i] = pp->null ? NULL : pp->buf;
+        lens[i] = pp->len;
+        fmts[i] = pp->fmt;
+    }
+    if (!pg_ensure(db))
+        return CS_DB_IOERR;
+    if (st->name[0] != '\0' && st->gen != db->gen) {
+        int rc = pg_prepare_server(st); /* the session was reset */
+        if (rc != CS_DB_OK)
+            return rc;
+    }
+    if (st->name[0] != '\0')
+        st->res = PQexecPrepared(db->pg, st->name, st->nparams, vals, lens,
+                                 fmts, 0);
+    else {
+        Oid types[PG_MAX_PARAMS];
+        pg_scan_params(st->sql, types, st->nparams);
+        st->res = PQexecParams(db->pg, st->sql, st->nparams, types, vals,
+                               lens, fmts, 0);
+    }
+    es = PQresultStatus(st->res);
+    if (es == PGRES_TUPLES_OK) {
+        st->nrows = PQntuples(st->res);
+        st->row = -1;
+        db->changes = st->nrows; /* INSERT ... RETURNING */
+        if (*PQcmdTuples(st->res) != '\0')
+            db->changes = atoi(PQcmdTuples(st->res));
+        return CS_DB_OK;
+    }
+    if (es == PGRES_COMMAND_OK) {
+        db->changes = atoi(PQcmdTuples(st->res));
+        st->nrows = 0;
+        st->row = -1;
+        return CS_DB_OK;
+    }
+    {
+        int rc = pg_fail(db, st->res);
+        PQclear(st->res);
+        st->res = NULL;
+        return rc;
+    }
+}
+
+int
+cs_db_step(cs_dbst *st)
+{
+    int rc;
+    if (st->db->kind == CS_DB_SQLITE) {
+        rc = sqlite3_step(st->lite);
+        return rc == SQLITE_ROW || rc == SQLITE_DONE ? rc : rc & 0xff;
+    }
+    if (st->res == NULL && (rc = pg_execute(st)) != CS_DB_OK)
+        return rc;
+    if (st->blob != NULL) {
+        PQfreemem(st->blob);
+        st->blob = NULL;
+        st->blob_col = -1;
+    }
+    if (st->row + 1 < st->nrows) {
+        st->row++;
+        return CS_DB_ROW;
+    }
+    st->row = st->nrows;
+    return CS_DB_DONE;
+}
+
+/* ---- columns ---- */
+
+static bool
+pg_has(const cs_dbst *st, int i)
+{
+    return st->res != NULL && st->row >= 0 && st->row < st->nrows && i >= 0 &&
+           i < PQnfields(st->res);
+}
+
+/* PostgreSQL type OIDs (pg_type.h is server-side). */
+#define OID_BOOL 16
+#define OID_BYTEA 17
+#define OID_INT8 20
+#define OID_INT2 21
+#define OID_INT4 23
+#define OID_FLOAT4 700
+#define OID_FLOAT8 701
+#define OID_NUMERIC 1700
+
+int
+cs_db_column_type(cs_dbst *st, int i)
+{
+    Oid t;
+    if (st->db->kind == CS_DB_SQLITE)
+        return sqlite3_column_type(st->lite, i);
+    if (!pg_has(st, i) || PQgetisnull(st->res, st->row, i))
+        return CS_DB_NULL;
+    t = PQftype(st->res, i);
+    if (t == OID_INT8 || t == OID_INT4 || t == OID_INT2 || t == OID_BOOL)
+        return CS_DB_INTEGER;
+    if (t == OID_FLOAT4 || t == OID_FLOAT8 || t == OID_NUMERIC)
+        return CS_DB_FLOAT;
+    if (t == OID_BYTEA)
+        return CS_DB_BLOB;
+    return CS_DB_TEXT;
+}
+
+const unsigned char *
+cs_db_column_text(cs_dbst *st, int i)
+{
+    if (st->db->kind == CS_DB_SQLITE)
+        return sqlite3_column_text(st->lite, i);
+    if (!pg_has(st, i) || PQgetisnull(st->res, st->row, i))
+        return NULL;
+    return (const unsigned char *)PQgetvalue(st->res, st->row, i);
+}
+
+int64_t
+cs_db_column_int64(cs_dbst *st, int i)
+{
+    const char *v;
+    if (st->db->kind == CS_DB_SQLITE)
+        return sqlite3_column_int64(st->lite, i);
+    v = (const char *)cs_db_column_text(st, i);
+    if (v == NULL)
+        return 0;
+    if (PQftype(st->res, i) == OID_BOOL)
+        return *v == 't';
+    return strtoll(v, NULL, 10);
+}
+
+int
+cs_db_column_int(cs_dbst *st, int i)
+{
+    return (int)cs_db_column_int64(st, i);
+}
+
+double
+cs_db_column_double(cs_dbst *st, int i)
+{
+    const char *v;
+    if (st->db->kind == CS_DB_SQLITE)
+        return sqlite3_column_double(st->lite, i);
+    v = (const char *)cs_db_column_text(st, i);
+    return v != NULL ? strtod(v, NULL) : 0.0;
+}
+
+/* Decodes the bytea of column i of the current row once. */
+static bool
+pg_blob(cs_dbst *st, int i)
+{
+    const char *v;
+    if (st->blob != NULL && st->blob_col == i && st->blob_row == st->row)
+        return true;
+    if (st->blob != NULL)
+        PQfreemem(st->blob);
+    st->blob = NULL;
+    st->blob_col = -1;
+    v = (const char *)cs_db_column_text(st, i);
+    if (v == NULL)
+        return false;
+    st->blob = PQunescapeBytea((const unsigned char *)v, &st->blob_len);
+    if (st->blob == NULL)
+        return false;
+    st->blob_col = i;
+    st->blob_row = st->row;
+    return true;
+}
+
+const void *
+cs_db_column_blob(cs_dbst *st, int i)
+{
+    if (st->db->kind == CS_DB_SQLITE)
+        return sqlite3_column_blob(st->lite, i);
+    if (pg_has(st, i) && PQftype(st->res, i) == OID_BYTEA)
+        return pg_blob(st, i) ? st->blob : NULL;
+    return cs_db_column_text(st, i);
+}
+
+int
+cs_db_column_bytes(cs_dbst *st, int i)
+{
+    if (st->db->kind == CS_DB_SQLITE)
+        return sqlite3_column_bytes(st->lite, i);
+    if (!pg_has(st, i) || PQgetisnull(st->res, st->row, i))
+        return 0;
+    if (PQftype(st->res, i) == OID_BYTEA)
+        return pg_blob(st, i) ? (int)st->blob_len : 0;
+    return PQgetlength(st->res, st->row, i);
+}
