@@ -507,10 +507,19 @@ cs_db_exec(cs_db *db, const char *sql, cs_errbuf *eb)
     }
     if (!pg_ensure(db)) {
         cs_errf(eb, CS_EIO, "%s", db->errmsg);
+        track_tx(db, sql); /* a COMMIT or ROLLBACK ends the lost one */
         free(txt);
         return CS_DB_IOERR;
     }
     res = PQexec(db->pg, txt);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+        PQresultStatus(res) != PGRES_TUPLES_OK && !db->in_tx &&
+        PQstatus(db->pg) == CONNECTION_BAD && pg_ensure(db)) {
+        /* the server restarted since the last use: once more (outside a
+         * transaction, as pg_execute) */
+        PQclear(res);
+        res = PQexec(db->pg, txt);
+    }
     if (PQresultStatus(res) != PGRES_COMMAND_OK &&
         PQresultStatus(res) != PGRES_TUPLES_OK) {
         rc = pg_fail(db, res);
@@ -835,6 +844,7 @@ pg_execute(cs_dbst *st)
     const char *vals[PG_MAX_PARAMS];
     int lens[PG_MAX_PARAMS], fmts[PG_MAX_PARAMS];
     ExecStatusType es;
+    bool retried = false;
 
     if (st->nparams > PG_MAX_PARAMS) {
         set_err(db, CS_DB_ERROR, "too many parameters");
@@ -846,6 +856,7 @@ pg_execute(cs_dbst *st)
         lens[i] = pp->len;
         fmts[i] = pp->fmt;
     }
+again:
     if (!pg_ensure(db))
         return CS_DB_IOERR;
     if (st->name[0] != '\0' && st->gen != db->gen) {
@@ -881,6 +892,14 @@ pg_execute(cs_dbst *st)
         int rc = pg_fail(db, st->res);
         PQclear(st->res);
         st->res = NULL;
+        /* The server went away (a restart) and libpq only learnt it now:
+         * outside a transaction nothing was done, so reconnect and run it
+         * once more rather than fail the request. */
+        if (rc == CS_DB_IOERR && !db->in_tx && !retried &&
+            PQstatus(db->pg) == CONNECTION_BAD) {
+            retried = true;
+            goto again;
+        }
         return rc;
     }
 }

@@ -684,8 +684,12 @@ writer_main(void *arg)
                           STR(PG_WRITE_LOCK) ")"
                         : "BEGIN IMMEDIATE",
                   &ceb);
-        if (rc != CS_DB_OK)
+        if (rc != CS_DB_OK) {
             commit_rv = cs_db_err(s->wdb, rc, &ceb);
+            /* ends what BEGIN may have opened (PostgreSQL: lets a lost
+             * connection be re-established for the next group) */
+            exec(s->wdb, "ROLLBACK", NULL);
+        }
         for (j = batch; j != NULL; j = j->next) {
             if (commit_rv != CS_OK) {
                 j->rv = commit_rv;
