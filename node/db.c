@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cs_log.h"
+#include "cs_sqlpg.h"
 
 #define PG_MAX_PARAMS 64
 
@@ -149,233 +150,17 @@ cs_db_is_pg_url(const char *store)
                              strncmp(store, "postgresql://", 13) == 0);
 }
 
-/* ---- SQLite dialect -> PostgreSQL ---- */
-
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} sbuf;
-
+/* Parameter types for PostgreSQL: 0 (the server infers it) for each $N
+ * the text uses, text for the numbers it skips (a statement may be bound
+ * with parameters it ignores, as SQLite allows; PostgreSQL cannot type
+ * those). */
 static void
-sb_putn(sbuf *b, const char *s, size_t n)
+pg_param_types(const char *sql, Oid *types, int n)
 {
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = (b->cap ? b->cap * 2 : 256);
-        char *p;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        p = realloc(b->p, cap);
-        if (p == NULL) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void
-sb_puts(sbuf *b, const char *s)
-{
-    sb_putn(b, s, strlen(s));
-}
-
-static bool
-is_word(char c)
-{
-    return isalnum((unsigned char)c) || c == '_';
-}
-
-/* Length of the word at s (0 if none). */
-static size_t
-word_len(const char *s)
-{
-    size_t n = 0;
-    while (is_word(s[n]))
-        n++;
-    return n;
-}
-
-static bool
-word_is(const char *s, size_t n, const char *w)
-{
-    return strlen(w) == n && strncasecmp(s, w, n) == 0;
-}
-
-static const char *
-skip_space(const char *s)
-{
-    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
-        s++;
-    return s;
-}
-
-/* True when s (after a parameter) reads IS [NOT] NULL: PostgreSQL cannot
- * type a parameter from that alone, so it is typed text (every such
- * parameter of the node is a text filter, as in "?2 IS NULL OR org = ?2"). */
-static bool
-tests_null(const char *s)
-{
-    const char *t = skip_space(s);
-    size_t tl = word_len(t);
-    if (!word_is(t, tl, "IS"))
-        return false;
-    t = skip_space(t + tl);
-    tl = word_len(t);
-    if (word_is(t, tl, "NOT")) {
-        t = skip_space(t + tl);
-        tl = word_len(t);
-    }
-    return word_is(t, tl, "NULL");
-}
-
-/* Rewrites SQLite-dialect sql for PostgreSQL (see db.h); *nparams = the
- * highest parameter number. NULL when out of memory. */
-static char *
-pg_rewrite(const char *sql, int *nparams)
-{
-    sbuf b = {0};
-    const char *s = skip_space(sql);
-    int autoidx = 0, maxidx = 0;
-    bool on_conflict = false;
-    size_t wl;
-
-    wl = word_len(s);
-    if (word_is(s, wl, "BEGIN")) {
-        const char *t = skip_space(s + wl);
-        size_t tl = word_len(t);
-        if (word_is(t, tl, "IMMEDIATE") || word_is(t, tl, "DEFERRED") ||
-            word_is(t, tl, "EXCLUSIVE"))
-            s = t + tl;
-        else
-            s += wl;
-        sb_puts(&b, "BEGIN");
-    } else if (word_is(s, wl, "INSERT")) {
-        const char *t = skip_space(s + wl);
-        size_t tl = word_len(t);
-        if (word_is(t, tl, "OR")) {
-            const char *u = skip_space(t + tl);
-            size_t ul = word_len(u);
-            if (word_is(u, ul, "IGNORE")) {
-                on_conflict = true;
-                sb_puts(&b, "INSERT");
-                s = u + ul;
-            }
-        }
-    }
-    while (*s != '\0') {
-        if (*s == '\'' || *s == '"') {
-            char q = *s;
-            const char *e = s + 1;
-            for (;;) {
-                if (*e == '\0')
-                    break;
-                if (*e == q) {
-                    if (e[1] == q) {
-                        e += 2;
-                        continue;
-                    }
-                    e++;
-                    break;
-                }
-                e++;
-            }
-            sb_putn(&b, s, (size_t)(e - s));
-            s = e;
-        } else if (*s == '?') {
-            char num[16];
-            int idx;
-            s++;
-            if (isdigit((unsigned char)*s)) {
-                idx = (int)strtol(s, (char **)&s, 10);
-            } else {
-                idx = ++autoidx;
-            }
-            if (idx > maxidx)
-                maxidx = idx;
-            snprintf(num, sizeof(num), "$%d", idx);
-            sb_puts(&b, num);
-            if (tests_null(s))
-                sb_puts(&b, "::text");
-        } else if (is_word(*s) && (s == sql || !is_word(s[-1]))) {
-            wl = word_len(s);
-            if (word_is(s, wl, "IS")) {
-                const char *t = skip_space(s + wl);
-                size_t tl = word_len(t);
-                if (word_is(t, tl, "NULL") || word_is(t, tl, "DISTINCT") ||
-                    word_is(t, tl, "TRUE") || word_is(t, tl, "FALSE")) {
-                    sb_putn(&b, s, wl);
-                    s += wl;
-                } else if (word_is(t, tl, "NOT")) {
-                    const char *u = skip_space(t + tl);
-                    size_t ul = word_len(u);
-                    if (word_is(u, ul, "NULL") || word_is(u, ul, "DISTINCT") ||
-                        word_is(u, ul, "TRUE") || word_is(u, ul, "FALSE")) {
-                        sb_putn(&b, s, wl);
-                        s += wl;
-                    } else {
-                        sb_puts(&b, "IS DISTINCT FROM");
-                        s = t + tl;
-                    }
-                } else {
-                    sb_puts(&b, "IS NOT DISTINCT FROM");
-                    s += wl;
-                }
-            } else {
-                sb_putn(&b, s, wl);
-                s += wl;
-            }
-        } else {
-            sb_putn(&b, s, 1);
-            s++;
-        }
-    }
-    if (on_conflict) {
-        while (b.len > 0 && (b.p[b.len - 1] == ';' || b.p[b.len - 1] == ' '))
-            b.p[--b.len] = '\0';
-        sb_puts(&b, " ON CONFLICT DO NOTHING");
-    }
-    if (b.oom || b.p == NULL) {
-        free(b.p);
-        return NULL;
-    }
-    *nparams = maxidx;
-    return b.p;
-}
-
-/* Highest $N of a PostgreSQL text; when types is not NULL (room for that
- * many), marks the numbers the text never uses as text parameters: a
- * statement may be bound with parameters it ignores (as SQLite allows),
- * and PostgreSQL cannot type those. */
-static int
-pg_scan_params(const char *sql, Oid *types, int ntypes)
-{
-    int maxidx = 0;
-    char q = 0;
-    if (types != NULL)
-        for (int i = 0; i < ntypes; i++)
-            types[i] = 25; /* TEXTOID */
-    for (const char *s = sql; *s; s++) {
-        if (q != 0) {
-            if (*s == q)
-                q = 0;
-        } else if (*s == '\'' || *s == '"') {
-            q = *s;
-        } else if (*s == '$' && isdigit((unsigned char)s[1])) {
-            int idx = (int)strtol(s + 1, NULL, 10);
-            if (idx > maxidx)
-                maxidx = idx;
-            if (types != NULL && idx >= 1 && idx <= ntypes)
-                types[idx - 1] = 0; /* used: the server infers it */
-        }
-    }
-    return maxidx;
+    bool used[PG_MAX_PARAMS];
+    cs_sqlpg_params(sql, used, n);
+    for (int i = 0; i < n; i++)
+        types[i] = used[i] ? 0 : 25; /* TEXTOID */
 }
 
 /* ---- connections ---- */
@@ -425,7 +210,15 @@ cs_db_open_pg(const char *url, cs_db **out, cs_errbuf *eb)
     if (db == NULL)
         return cs_errf(eb, CS_ENOMEM, "out of memory");
     db->kind = CS_DB_POSTGRES;
-    db->pg = PQconnectdb(url);
+    {
+        /* application_name names the node's sessions (pg_stat_activity;
+         * new-epoch refuses to run while one is open) unless the URL
+         * sets one */
+        const char *const keys[] = {"dbname", "fallback_application_name",
+                                    NULL};
+        const char *const vals[] = {url, "ctxsync-node", NULL};
+        db->pg = PQconnectdbParams(keys, vals, 1);
+    }
     if (db->pg == NULL || PQstatus(db->pg) != CONNECTION_OK) {
         cs_errf(eb, CS_EIO, "cannot connect to PostgreSQL: %s",
                 db->pg ? PQerrorMessage(db->pg) : "out of memory");
@@ -479,17 +272,11 @@ cs_db_close(cs_db *db)
 static void
 track_tx(cs_db *db, const char *sql)
 {
-    const char *s = skip_space(sql);
-    size_t wl = word_len(s);
-    if (word_is(s, wl, "BEGIN")) {
+    if (cs_sqlpg_word(sql, 0, "BEGIN"))
         db->in_tx = true;
-    } else if (word_is(s, wl, "COMMIT") || word_is(s, wl, "END")) {
+    else if (cs_sqlpg_word(sql, 0, "COMMIT") || cs_sqlpg_word(sql, 0, "END") ||
+             (cs_sqlpg_word(sql, 0, "ROLLBACK") && !cs_sqlpg_word(sql, 1, "TO")))
         db->in_tx = false;
-    } else if (word_is(s, wl, "ROLLBACK")) {
-        const char *t = skip_space(s + wl);
-        if (!word_is(t, word_len(t), "TO"))
-            db->in_tx = false;
-    }
 }
 
 int
@@ -500,7 +287,7 @@ cs_db_exec(cs_db *db, const char *sql, cs_errbuf *eb)
     int n, rc = CS_DB_OK;
     if (db->kind == CS_DB_SQLITE)
         return lite_exec(db, sql, eb);
-    txt = pg_rewrite(sql, &n);
+    txt = cs_sqlpg_rewrite(sql, &n);
     if (txt == NULL) {
         cs_errf(eb, CS_ENOMEM, "out of memory");
         return CS_DB_ERROR;
@@ -549,7 +336,7 @@ pg_prepare_server(cs_dbst *st)
         set_err(db, CS_DB_ERROR, "too many parameters");
         return CS_DB_ERROR;
     }
-    pg_scan_params(st->sql, types, st->nparams);
+    pg_param_types(st->sql, types, st->nparams);
     snprintf(st->name, sizeof(st->name), "cs%u", ++db->next_id);
     res = PQprepare(db->pg, st->name, st->sql, st->nparams, types);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -589,9 +376,9 @@ st_new(cs_db *db, const char *sql, const char *pg_sql, bool server,
     }
     if (pg_sql != NULL) {
         st->sql = strdup(pg_sql);
-        st->nparams = pg_scan_params(pg_sql, NULL, 0);
+        st->nparams = cs_sqlpg_params(pg_sql, NULL, 0);
     } else {
-        st->sql = pg_rewrite(sql, &st->nparams);
+        st->sql = cs_sqlpg_rewrite(sql, &st->nparams);
     }
     if (st->sql == NULL ||
         (st->nparams > 0 &&
@@ -869,7 +656,7 @@ again:
                                  fmts, 0);
     else {
         Oid types[PG_MAX_PARAMS];
-        pg_scan_params(st->sql, types, st->nparams);
+        pg_param_types(st->sql, types, st->nparams);
         st->res = PQexecParams(db->pg, st->sql, st->nparams, types, vals,
                                lens, fmts, 0);
     }

@@ -44,7 +44,7 @@ usage(FILE *f)
             "           [--max-connections N] [--max-connections-per-ip N] "
             "[--request-timeout S]\n"
             "           [--conn-memory-limit BYTES] [--sse-max-per-actor N]\n"
-            "       ctxsync-node new-epoch --data DIR (--peers FILE | "
+            "       ctxsync-node new-epoch STORE (--peers FILE | "
             "--seq-floor N | --standalone)\n"
             "           (after restoring a backup; see "
             "docs/operations-node.md section 5)\n"

@@ -17,11 +17,13 @@ h_health(cs_req *r)
 {
     cs_node *n = cs_req_node(r);
     cs_res_json(r, 200,
-                json_pack("{s:s,s:s,s:s,s:s,s:s,s:I}", "status", "ok",
+                json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:I}", "status", "ok",
                           "node_id", cs_store_node_id(n->store), "region",
                           cs_store_region(n->store), "version", CS_VERSION,
                           "epoch", cs_store_epoch(n->store), "head_seq",
-                          (json_int_t)cs_store_head_seq(n->store)));
+                          (json_int_t)cs_store_head_seq(n->store), "store",
+                          cs_store_backend(n->store), "pid",
+                          (json_int_t)getpid()));
 }
 
 static long
@@ -74,7 +76,13 @@ h_metrics(cs_req *r)
         "# TYPE ctxsync_sqlite_heap_bytes gauge\nctxsync_sqlite_heap_bytes %lld\n"
         "# TYPE ctxsync_process_resident_memory_bytes gauge\n"
         "ctxsync_process_resident_memory_bytes %ld\n"
-        "# TYPE ctxsync_uptime_seconds gauge\nctxsync_uptime_seconds %.3f\n",
+        "# TYPE ctxsync_uptime_seconds gauge\nctxsync_uptime_seconds %.3f\n"
+        "# HELP ctxsync_store_info The store backend of this process.\n"
+        "# TYPE ctxsync_store_info gauge\nctxsync_store_info{backend=\"%s\"} 1\n"
+        "# HELP ctxsync_store_notifies_total PostgreSQL notifications "
+        "received (events and grants committed by any process).\n"
+        "# TYPE ctxsync_store_notifies_total counter\n"
+        "ctxsync_store_notifies_total %llu\n",
         (long long)cs_store_head_seq(n->store),
         (unsigned long long)ss.commits, (unsigned long long)ss.writes,
         (unsigned long long)ss.write_errors,
@@ -83,7 +91,8 @@ h_metrics(cs_req *r)
         (unsigned long long)ss.writer_checkpoints,
         (unsigned long long)ss.wal_frames, (long long)ss.heap_bytes,
         rss_kib() * 1024,
-        (double)(cs_now_us() - n->started_us) / 1e6);
+        (double)(cs_now_us() - n->started_us) / 1e6,
+        cs_store_backend(n->store), (unsigned long long)ss.notifies);
     cs_forks_metrics(cs_req_db(r), &buf, &len, &cap);
     cs_ingest_metrics(&buf, &len, &cap);
     {

@@ -405,24 +405,49 @@ exec_text2(cs_db *db, const char *sql, const char *a, const char *b,
     return rc;
 }
 
-/* Opens DIR's database offline, with the directory lock held. */
+/* A PostgreSQL store offline: no ctxsync-node process may be connected
+ * to it (they connect with application_name ctxsync-node). */
+static cs_err
+open_offline_pg(const char *url, cs_db **db, cs_errbuf *eb)
+{
+    cs_err rv;
+    int64_t others = 0;
+    if ((rv = cs_db_open_pg(url, db, eb)) != CS_OK)
+        return rv;
+    if (query_int(*db,
+                  "SELECT count(*) FROM pg_stat_activity WHERE datname ="
+                  " current_database() AND application_name = 'ctxsync-node'"
+                  " AND pid <> pg_backend_pid()",
+                  &others, eb) != CS_DB_OK)
+        rv = CS_EDB;
+    else if (others > 0)
+        rv = cs_errf(eb, CS_ECONFLICT,
+                     "%lld ctxsync-node connections are open on this "
+                     "database: stop every ctxsync-node process first",
+                     (long long)others);
+    if (rv != CS_OK) {
+        cs_db_close(*db);
+        *db = NULL;
+    }
+    return rv;
+}
+
+/* Opens DIR's database offline, with the directory lock held (PostgreSQL:
+ * with no node process connected). */
 static cs_err
 open_offline(const char *data_dir, int *lock_fd, cs_db **db, cs_errbuf *eb)
 {
-    char *dbp = path_join(data_dir, "ctxsync.db");
+    char *dbp = NULL;
     struct stat sb;
     cs_err rv = CS_OK;
 
     *lock_fd = -1;
     *db = NULL;
+    if (cs_db_is_pg_url(data_dir))
+        return open_offline_pg(data_dir, db, eb);
+    dbp = path_join(data_dir, "ctxsync.db");
     if (dbp == NULL)
         return CS_ENOMEM;
-    if (cs_db_is_pg_url(data_dir)) {
-        rv = cs_errf(eb, CS_EINVAL,
-                     "this offline command works on SQLite data dirs only "
-                     "(see docs/scale-out.md for PostgreSQL)");
-        goto out;
-    }
     if (stat(dbp, &sb) != 0) {
         rv = cs_errf(eb, CS_ENOTFOUND, "no database in %s", data_dir);
         goto out;
@@ -521,7 +546,10 @@ cs_store_new_epoch(const char *data_dir, int64_t seq_floor,
     cs_db_finalize(st);
     st = NULL;
     /* the seq floor of an earlier new-epoch counts too */
-    if (query_int(db, CS_SQL_LAST_SEQ, &given, eb) != CS_DB_OK) {
+    if (query_int(db,
+                  cs_db_kind_of(db) == CS_DB_POSTGRES ? CS_PG_SQL_LAST_SEQ
+                                                      : CS_SQL_LAST_SEQ,
+                  &given, eb) != CS_DB_OK) {
         rv = CS_EDB;
         goto rollback;
     }
@@ -546,11 +574,15 @@ cs_store_new_epoch(const char *data_dir, int64_t seq_floor,
          * counter (a row in sqlite_sequence exists once an event was
          * ever written; insert it otherwise). */
         snprintf(num, sizeof(num), "%lld", (long long)(seq_floor - 1));
-        if (exec_text2(db, "DELETE FROM sqlite_sequence WHERE name = ?1",
-                       "change_events", NULL, eb) != CS_DB_OK ||
-            exec_text2(db, "INSERT INTO sqlite_sequence(name, seq)"
-                           " VALUES (?1, CAST(?2 AS INTEGER))",
-                       "change_events", num, eb) != CS_DB_OK ||
+        if ((cs_db_kind_of(db) == CS_DB_POSTGRES
+                 ? exec_text2(db, "UPDATE seq_floor SET seq = CAST(?1 AS BIGINT)",
+                              num, NULL, eb)
+                 : (exec_text2(db, "DELETE FROM sqlite_sequence WHERE name = ?1",
+                               "change_events", NULL, eb) != CS_DB_OK
+                        ? CS_DB_ERROR
+                        : exec_text2(db, "INSERT INTO sqlite_sequence(name, seq)"
+                                         " VALUES (?1, CAST(?2 AS INTEGER))",
+                                     "change_events", num, eb))) != CS_DB_OK ||
             exec_text2(db, "INSERT INTO meta(key, value) VALUES ('lost_seqs', ?1)"
                            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                        lost, NULL, eb) != CS_DB_OK) {
@@ -1009,24 +1041,19 @@ ckpt_stop(cs_store *s)
 #define LISTEN_PAGE 1000
 #define LISTEN_POLL_MS 250
 
-static PGconn *
+/* The listener's own connection (LISTENing on both channels), or NULL. */
+static cs_db *
 listener_connect(cs_store *s)
 {
-    PGconn *c = PQconnectdb(s->data_dir);
-    PGresult *r;
-    bool ok;
-    if (c == NULL || PQstatus(c) != CONNECTION_OK) {
-        PQfinish(c);
+    cs_db *db = NULL;
+    if (cs_db_open_pg(s->data_dir, &db, NULL) != CS_OK)
+        return NULL;
+    if (cs_db_exec(db, "LISTEN ctxsync_events; LISTEN ctxsync_grants", NULL) !=
+        CS_DB_OK) {
+        cs_db_close(db);
         return NULL;
     }
-    r = PQexec(c, "LISTEN ctxsync_events; LISTEN ctxsync_grants");
-    ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    PQclear(r);
-    if (!ok) {
-        PQfinish(c);
-        return NULL;
-    }
-    return c;
+    return db;
 }
 
 /* Publishes the committed events past l_published to this process's hub,
@@ -1065,7 +1092,7 @@ listener_catch_up(cs_store *s, PGconn *c)
             const char *body = PQgetvalue(r, i, 2);
             size_t ul = strlen(uri), bl = strlen(body);
             size_t len = 8 + ul + 1 + bl + 1;
-            if (len > cap) {
+            if (msg == NULL || len > cap) {
                 char *m = realloc(msg, len);
                 if (m == NULL) {
                     n = i;
@@ -1094,6 +1121,7 @@ static void *
 listener_main(void *arg)
 {
     cs_store *s = arg;
+    cs_db *ldb = NULL;
     PGconn *c = NULL;
     while (!atomic_load(&s->l_stop)) {
         struct pollfd pfd;
@@ -1101,7 +1129,8 @@ listener_main(void *arg)
         bool due;
         int pr;
         if (c == NULL) {
-            c = listener_connect(s);
+            ldb = listener_connect(s);
+            c = ldb != NULL ? cs_db_handle(ldb) : NULL;
             if (c == NULL) {
                 usleep(200 * 1000);
                 continue;
@@ -1121,7 +1150,8 @@ listener_main(void *arg)
         if (pr > 0 && !PQconsumeInput(c)) {
             cs_log(CS_LOG_WARN, "DB-LISTEN", "listener connection lost: %s",
                    PQerrorMessage(c));
-            PQfinish(c);
+            cs_db_close(ldb);
+            ldb = NULL;
             c = NULL;
             continue;
         }
@@ -1134,11 +1164,12 @@ listener_main(void *arg)
             PQfreemem(nf);
         }
         if (due && !listener_catch_up(s, c) && PQstatus(c) != CONNECTION_OK) {
-            PQfinish(c);
+            cs_db_close(ldb);
+            ldb = NULL;
             c = NULL;
         }
     }
-    PQfinish(c);
+    cs_db_close(ldb);
     return NULL;
 }
 
@@ -1351,6 +1382,11 @@ const char *
 cs_store_data_dir(const cs_store *s)
 {
     return s->data_dir;
+}
+const char *
+cs_store_backend(const cs_store *s)
+{
+    return s->pg ? "postgres" : "sqlite";
 }
 
 /* ---- blobs ---- */

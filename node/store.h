@@ -99,6 +99,8 @@ const char *cs_store_epoch(const cs_store *s);
  * [[from, to], ...] ("[]" when none); see cs_store_new_epoch. */
 const char *cs_store_lost_seqs(const cs_store *s);
 const char *cs_store_data_dir(const cs_store *s);
+/* "sqlite" or "postgres". */
+const char *cs_store_backend(const cs_store *s);
 
 /* A new read-only connection for the calling thread (close it with
  * cs_store_reader_close on that thread). Prepared statements: cs_stmt(). */
