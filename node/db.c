@@ -664,8 +664,10 @@ again:
     if (es == PGRES_TUPLES_OK) {
         st->nrows = PQntuples(st->res);
         st->row = -1;
-        db->changes = st->nrows; /* INSERT ... RETURNING */
-        if (*PQcmdTuples(st->res) != '\0')
+        /* as sqlite3_changes: a SELECT leaves the count of the last
+         * INSERT/UPDATE/DELETE (... RETURNING) alone */
+        if (strncmp(PQcmdStatus(st->res), "SELECT", 6) != 0 &&
+            *PQcmdTuples(st->res) != '\0')
             db->changes = atoi(PQcmdTuples(st->res));
         return CS_DB_OK;
     }
