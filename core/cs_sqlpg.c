@@ -248,3 +248,30 @@ cs_sqlpg_word(const char *sql, int n, const char *word)
     }
     return wl > 0 && word_is(s, wl, word);
 }
+
+void
+cs_sqlpg_redact_url(const char *store, char *out, size_t sz)
+{
+    const char *at, *colon, *pw;
+    size_t o = 0;
+    if (sz == 0)
+        return;
+    snprintf(out, sz, "%s", store);
+    if (strncmp(store, "postgres://", 11) != 0 &&
+        strncmp(store, "postgresql://", 13) != 0)
+        return;
+    /* scheme://user:PW@host... */
+    at = strchr(store, '@');
+    colon = strchr(strstr(store, "://") + 3, ':');
+    if (at != NULL && colon != NULL && colon < at)
+        o = (size_t)snprintf(out, sz, "%.*s:***%s", (int)(colon - store), store,
+                             at);
+    /* ...?password=PW&... */
+    if (o < sz && (pw = strstr(out, "password=")) != NULL) {
+        char *p = out + (pw - out) + 9;
+        const char *rest = strchr(p, '&');
+        char tail[256];
+        snprintf(tail, sizeof(tail), "%s", rest != NULL ? rest : "");
+        snprintf(p, sz - (size_t)(p - out), "***%s", tail);
+    }
+}

@@ -16,6 +16,7 @@
 #define CS_SQLPG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* Parameter numbers above this are not counted (PostgreSQL allows 65535;
  * the node uses fewer than 30). */
@@ -31,5 +32,9 @@ int cs_sqlpg_params(const char *sql, bool *used, int nused);
 
 /* True when the n-th word (0-based) of sql is `word` (any case). */
 bool cs_sqlpg_word(const char *sql, int n, const char *word);
+
+/* The store location for logs: a PostgreSQL URL's password (user:PW@ or
+ * password=PW) replaced by ***; anything else copied (truncated to sz). */
+void cs_sqlpg_redact_url(const char *store, char *out, size_t sz);
 
 #endif

@@ -212,10 +212,9 @@ cs_db_open_pg(const char *url, cs_db **out, cs_errbuf *eb)
     db->kind = CS_DB_POSTGRES;
     {
         /* application_name names the node's sessions (pg_stat_activity;
-         * new-epoch refuses to run while one is open) unless the URL
-         * sets one */
-        const char *const keys[] = {"dbname", "fallback_application_name",
-                                    NULL};
+         * new-epoch refuses to run while one is open); it comes after
+         * dbname, so it wins over one set in the URL */
+        const char *const keys[] = {"dbname", "application_name", NULL};
         const char *const vals[] = {url, "ctxsync-node", NULL};
         db->pg = PQconnectdbParams(keys, vals, 1);
     }
@@ -254,6 +253,20 @@ pg_ensure(cs_db *db)
     PQclear(res);
     cs_log(CS_LOG_NOTICE, "DB-RECONNECT", "reconnected to PostgreSQL");
     return true;
+}
+
+/* After a failure: true when it was the server going away (a restart)
+ * outside a transaction, nothing was done, and the session is back: the
+ * caller runs its statement once more instead of failing the request
+ * (libpq only learns of a restart at the first use after it). */
+static bool
+pg_retry(cs_db *db, int rc, bool *retried)
+{
+    if (rc != CS_DB_IOERR || db->in_tx || *retried ||
+        PQstatus(db->pg) != CONNECTION_BAD)
+        return false;
+    *retried = true;
+    return pg_ensure(db);
 }
 
 void
@@ -298,19 +311,19 @@ cs_db_exec(cs_db *db, const char *sql, cs_errbuf *eb)
         free(txt);
         return CS_DB_IOERR;
     }
-    res = PQexec(db->pg, txt);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK &&
-        PQresultStatus(res) != PGRES_TUPLES_OK && !db->in_tx &&
-        PQstatus(db->pg) == CONNECTION_BAD && pg_ensure(db)) {
-        /* the server restarted since the last use: once more (outside a
-         * transaction, as pg_execute) */
-        PQclear(res);
+    for (bool retried = false;;) {
         res = PQexec(db->pg, txt);
-    }
-    if (PQresultStatus(res) != PGRES_COMMAND_OK &&
-        PQresultStatus(res) != PGRES_TUPLES_OK) {
+        if (PQresultStatus(res) == PGRES_COMMAND_OK ||
+            PQresultStatus(res) == PGRES_TUPLES_OK) {
+            rc = CS_DB_OK;
+            break;
+        }
         rc = pg_fail(db, res);
-        cs_errf(eb, CS_EDB, "%s", db->errmsg);
+        if (!pg_retry(db, rc, &retried)) {
+            cs_errf(eb, CS_EDB, "%s", db->errmsg);
+            break;
+        }
+        PQclear(res);
     }
     /* a failed COMMIT ends the transaction too */
     track_tx(db, sql);
@@ -330,19 +343,23 @@ pg_prepare_server(cs_dbst *st)
     cs_db *db = st->db;
     PGresult *res;
     Oid types[PG_MAX_PARAMS];
-    if (!pg_ensure(db))
-        return CS_DB_IOERR;
+    bool retried = false;
     if (st->nparams > PG_MAX_PARAMS) {
         set_err(db, CS_DB_ERROR, "too many parameters");
         return CS_DB_ERROR;
     }
     pg_param_types(st->sql, types, st->nparams);
+again:
+    if (!pg_ensure(db))
+        return CS_DB_IOERR;
     snprintf(st->name, sizeof(st->name), "cs%u", ++db->next_id);
     res = PQprepare(db->pg, st->name, st->sql, st->nparams, types);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         int rc = pg_fail(db, res);
         PQclear(res);
         st->name[0] = '\0';
+        if (pg_retry(db, rc, &retried))
+            goto again;
         return rc;
     }
     PQclear(res);
@@ -681,14 +698,8 @@ again:
         int rc = pg_fail(db, st->res);
         PQclear(st->res);
         st->res = NULL;
-        /* The server went away (a restart) and libpq only learnt it now:
-         * outside a transaction nothing was done, so reconnect and run it
-         * once more rather than fail the request. */
-        if (rc == CS_DB_IOERR && !db->in_tx && !retried &&
-            PQstatus(db->pg) == CONNECTION_BAD) {
-            retried = true;
+        if (pg_retry(db, rc, &retried))
             goto again;
-        }
         return rc;
     }
 }

@@ -928,7 +928,7 @@ cs_forks_metrics(cs_db *db, char **buf, size_t *len, size_t *cap)
                            (long long)cs_db_column_int64(st, 1));
         cs_db_reset(st);
     }
-    st = cs_stmt(db, "SELECT COUNT(*), COALESCE(SUM(status = 'resolved'), 0)"
+    st = cs_stmt(db, "SELECT COUNT(*), COALESCE(SUM(CASE WHEN status = 'resolved' THEN 1 ELSE 0 END), 0)"
                      " FROM forks");
     if (st != NULL) {
         if (cs_db_step(st) == CS_DB_ROW)

@@ -672,6 +672,12 @@ authenticate(cs_req *r)
             return;
         }
         rv = cs_auth_token(r->db, authz, &r->actor);
+        if (rv == CS_EDB) {
+            /* the store could not answer: not the caller's fault */
+            cs_res_error(r, 503, "unavailable",
+                         "cannot check the token now (storage error); retry");
+            return;
+        }
         if (rv != CS_OK) {
             cs_res_error(r, 401, "unauthenticated",
                          "invalid or revoked bearer token");

@@ -17,6 +17,7 @@
 #include "forks.h"
 #include "cs_json.h"
 #include "cs_log.h"
+#include "cs_sqlpg.h"
 #include "node.h"
 #include "residency_node.h"
 #include "sse.h"
@@ -644,11 +645,16 @@ cmd_serve(int argc, char **argv)
         cs_log(CS_LOG_ERROR, "NODE-START", "%s", eb.msg);
         goto out;
     }
-    cs_log(CS_LOG_NOTICE, "NODE-START",
-           "node_id=%s region=%s epoch=%s listen=%s auth=%s data=%s",
-           cs_store_node_id(n.store), cs_store_region(n.store),
-           cs_store_epoch(n.store), cs_http_bound(n.http),
-           n.cfg.header_auth ? "header" : "token", n.cfg.data_dir);
+    {
+        char where[1024];
+        cs_sqlpg_redact_url(n.cfg.data_dir, where, sizeof(where));
+        cs_log(CS_LOG_NOTICE, "NODE-START",
+               "node_id=%s region=%s epoch=%s listen=%s auth=%s store=%s data=%s",
+               cs_store_node_id(n.store), cs_store_region(n.store),
+               cs_store_epoch(n.store), cs_http_bound(n.http),
+               n.cfg.header_auth ? "header" : "token",
+               cs_store_backend(n.store), where);
+    }
     if (n.cfg.header_auth)
         cs_log(CS_LOG_WARN, "NODE-HEADER-AUTH",
                "X-Actor-Id header authentication is on: callers are not "

@@ -1328,7 +1328,8 @@ cs_store_reader(cs_store *s, cs_db **out)
     cs_db *db = NULL;
     if (s->pg) {
         /* one connection per worker thread: the pool is workers + the
-         * writer + the hub + the listener (docs/scale-out.md) */
+         * writer + the hub + the listener + the permission cache's
+         * (docs/scale-out.md section 7) */
         if (cs_db_open_pg(s->data_dir, &db, NULL) != CS_OK)
             return CS_EIO;
         exec(db, "SET default_transaction_read_only = on", NULL);

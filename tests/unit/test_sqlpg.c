@@ -151,6 +151,25 @@ test_random(void)
     }
 }
 
+static void
+test_redact(void)
+{
+    char out[128];
+    cs_sqlpg_redact_url("postgresql://u:s3cret@db:5432/x", out, sizeof(out));
+    CS_CHECK_STR_EQ(out, "postgresql://u:***@db:5432/x");
+    cs_sqlpg_redact_url("postgres://u@db/x?sslmode=require&password=pw&a=b",
+                        out, sizeof(out));
+    CS_CHECK_STR_EQ(out, "postgres://u@db/x?sslmode=require&password=***&a=b");
+    cs_sqlpg_redact_url("postgres://u@db/x?password=pw", out, sizeof(out));
+    CS_CHECK_STR_EQ(out, "postgres://u@db/x?password=***");
+    cs_sqlpg_redact_url("postgres://db:5432/x", out, sizeof(out));
+    CS_CHECK_STR_EQ(out, "postgres://db:5432/x");
+    cs_sqlpg_redact_url("/var/lib/ctxsync:a@b", out, sizeof(out));
+    CS_CHECK_STR_EQ(out, "/var/lib/ctxsync:a@b");
+    cs_sqlpg_redact_url("postgres://u:pw@h/x", out, 12);
+    CS_CHECK(strstr(out, "pw") == NULL);
+}
+
 int
 main(void)
 {
@@ -158,5 +177,6 @@ main(void)
     test_params();
     test_word();
     test_random();
+    test_redact();
     return cs_test_summary();
 }
