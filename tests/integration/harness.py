@@ -8,10 +8,18 @@ Stable API (other suites import it):
     bin_path(name)
     Node(node_id="n1", region="eu", auth="token", extra_args=(), start=True)
         .url .admin_token .admin_id .epoch .pid .data_dir .log_path
+        .store_args .at_rest()
         .start() .stop() .kill9() .restart() .close() .req(...) .head()
     create_actor, token_for, grant, new_actor, wait_until,
     content_hash, stored_bytes, unique, expect_error, SSEClient,
     test (decorator), run_tests()
+    STORE ('sqlite' or 'postgres'), PG_URL, sqlite_only(reason),
+    sqlite_only_test(reason) (decorator), Skip
+
+The store: SQLite in each node's data directory by default; with
+CS_TEST_PG_URL=postgresql://USER@HOST:PORT/ (scripts/pg-cluster.sh prints
+one) every Node gets a fresh database cs_<...> on that server instead
+(`--store URL` for init and serve).
 """
 
 import atexit
@@ -42,6 +50,118 @@ STOP_TIMEOUT = 5.0
 TEST_TIMEOUT = float(os.environ.get("CS_TEST_TIMEOUT", "150"))
 
 
+# --------------------------------------------------------------------------
+# store backend
+
+PG_URL = os.environ.get("CS_TEST_PG_URL") or None
+STORE = "postgres" if PG_URL else "sqlite"
+if PG_URL:
+    _u = urllib.parse.urlsplit(PG_URL)
+    if _u.scheme not in ("postgres", "postgresql") or _u.query or \
+            _u.path not in ("", "/"):
+        raise SystemExit("CS_TEST_PG_URL must be a server's base URL such as "
+                         "postgresql://postgres@127.0.0.1:5432/ (no database, "
+                         "no parameters), got %r" % PG_URL)
+    if not PG_URL.endswith("/"):
+        PG_URL += "/"
+
+SQLITE_FILE = "reads the SQLite file directly"
+
+
+def _pg_tool(name):
+    for d in (os.environ.get("PGBIN"), "/usr/lib/postgresql/15/bin"):
+        if d and os.access(os.path.join(d, name), os.X_OK):
+            return os.path.join(d, name)
+    p = shutil.which(name)
+    if not p:
+        raise NodeError("%s not found (CS_TEST_PG_URL is set): run "
+                        "scripts/install-deps.sh (postgresql-client-15)" % name)
+    return p
+
+
+def _psql(*sql, db="postgres", timeout=60):
+    """Run each statement as its own query (so CREATE/DROP DATABASE work)."""
+    cmd = [_pg_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
+           "-d", PG_URL + db]
+    for q in sql:
+        cmd += ["-c", q]
+    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=timeout)
+    if r.returncode != 0:
+        raise NodeError("psql %s on %s failed (rc=%d): %s" % (
+            " / ".join(sql), PG_URL + db, r.returncode,
+            r.stderr.decode("utf-8", "replace").strip()))
+    return r.stdout
+
+
+def _pg_create_db(node_id):
+    name = "cs_%s_%d_%06x" % (re.sub(r"[^a-z0-9]+", "_", node_id.lower())[:30],
+                              os.getpid(), random.getrandbits(24))
+    _psql('CREATE DATABASE "%s"' % name)
+    return name
+
+
+_PG_DROPS = []   # psql processes dropping databases in the background
+
+
+def _pg_drop_dbs(names, wait=True):
+    """Best effort (a database left behind goes with the throwaway
+    cluster). DROP DATABASE takes ~0.1 s (a checkpoint): wait=False runs it
+    in the background; _cleanup_all() waits for those."""
+    if names:
+        try:
+            cmd = [_pg_tool("psql"), "-X", "-q", "-d", PG_URL + "postgres"]
+            for n in names:
+                cmd += ["-c", 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % n]
+            _PG_DROPS.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                              stdout=subprocess.DEVNULL))
+        except Exception as e:  # noqa: never fails a test
+            sys.stderr.write("harness: could not drop %s: %s\n" % (", ".join(names), e))
+    if wait:
+        while _PG_DROPS:
+            p = _PG_DROPS.pop()
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+class Skip(Exception):
+    """Raised to skip the rest of a test (printed as SKIP, not a failure)."""
+
+
+def _note_skip(reason):
+    sys.stdout.write("  SKIP-CHECK %s: skipped under %s: %s\n"
+                     % (_STATE.get("current") or "-", STORE, reason))
+    sys.stdout.flush()
+
+
+def sqlite_only(reason=SQLITE_FILE):
+    """Guard for a check that depends on the SQLite store's internals:
+        if sqlite_only("reads the SQLite file directly"):
+            ...check...
+    True under SQLite; under PostgreSQL prints the reason and returns
+    False."""
+    if STORE == "sqlite":
+        return True
+    _note_skip(reason)
+    return False
+
+
+def sqlite_only_test(reason=SQLITE_FILE):
+    """Decorator (under @test) for a test that is SQLite-specific as a
+    whole: under PostgreSQL it is reported as SKIP with the reason."""
+    def deco(fn):
+        def wrapper(*a, **kw):
+            if STORE != "sqlite":
+                raise Skip("skipped under %s: %s" % (STORE, reason))
+            return fn(*a, **kw)
+        wrapper.__name__ = fn.__name__
+        wrapper.__doc__ = fn.__doc__
+        return wrapper
+    return deco
+
+
 def bin_path(name):
     """Absolute path of a program built by CMake (<build>/bin/<name>)."""
     return os.path.join(
@@ -54,7 +174,7 @@ def bin_path(name):
 
 _ALL_NODES = []          # every Node ever made, for atexit cleanup
 _TEST_NODES = []         # nodes made while the current test runs
-_STATE = {"failed": False}
+_STATE = {"failed": False, "current": None}
 _DEFAULT = object()      # "use the node's admin credentials"
 
 
@@ -96,13 +216,25 @@ class Node:
         self.port = None
         self.keep = False
         self.closed = False
+        self.db_dropped = False
         self.tmp = tempfile.mkdtemp(prefix="cs-it-%s-" % node_id)
+        # SQLite: the store lives here. PostgreSQL: not created by init,
+        # the store is the database self.db (same for every restart).
         self.data_dir = os.path.join(self.tmp, "data")
         self.ready_file = os.path.join(self.tmp, "ready")
         self.log_path = os.path.join(self.tmp, "node.log")
+        self.store = STORE
+        self.db = None
+        self.db_url = None
         _ALL_NODES.append(self)
         _TEST_NODES.append(self)
-        cmd = [bin_path("ctxsync-node"), "init", "--data", self.data_dir,
+        if STORE == "postgres":
+            self.db = _pg_create_db(node_id)
+            self.db_url = PG_URL + self.db
+            self.store_args = ["--store", self.db_url]
+        else:
+            self.store_args = ["--data", self.data_dir]
+        cmd = [bin_path("ctxsync-node"), "init"] + self.store_args + [
                "--node-id", node_id, "--region", region, "--admin", admin]
         r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=30)
@@ -139,7 +271,7 @@ class Node:
             os.unlink(self.ready_file)
         except FileNotFoundError:
             pass
-        cmd = [bin_path("ctxsync-node"), "serve", "--data", self.data_dir,
+        cmd = [bin_path("ctxsync-node"), "serve"] + self.store_args + [
                "--listen", "127.0.0.1:0", "--ready-file", self.ready_file]
         if self.auth != "token":
             cmd += ["--auth", self.auth]
@@ -219,7 +351,7 @@ class Node:
                 pass
 
     def restart(self):
-        """Serve again on the same data directory (the port may change)."""
+        """Serve again on the same store (the port may change)."""
         if self.running():
             self.stop()
         return self.start()
@@ -247,6 +379,39 @@ class Node:
                 pass
             else:
                 shutil.rmtree(self.tmp, ignore_errors=True)
+                self._drop_db()
+
+    def _drop_db(self):
+        if self.db and not self.db_dropped:
+            self.db_dropped = True
+            _pg_drop_dbs([self.db], wait=False)
+
+    def at_rest(self):
+        """What the store keeps at rest, as {name: bytes}, for checks that
+        some bytes never reach it (residency, token hygiene). SQLite: every
+        file under the data directory (database, WAL, shared memory, blob
+        files), by path relative to it. PostgreSQL: the database's pg_dump
+        (data only), plus every bytea value in it decoded from hex."""
+        out = {}
+        if self.store == "sqlite":
+            for root, _, names in os.walk(self.data_dir):
+                for name in names:
+                    p = os.path.join(root, name)
+                    with open(p, "rb") as f:
+                        out[os.path.relpath(p, self.data_dir)] = f.read()
+            return out
+        r = subprocess.run([_pg_tool("pg_dump"), "--data-only", "--no-owner",
+                            "-d", self.db_url], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=120)
+        if r.returncode != 0:
+            raise NodeError("pg_dump %s failed: %s" % (
+                self.db_url, r.stderr.decode("utf-8", "replace")))
+        out["pg_dump %s" % self.db] = r.stdout
+        out["pg_dump %s (bytea decoded)" % self.db] = b"\n".join(
+            bytes.fromhex(h.decode()) for h in
+            re.findall(rb"\\\\x((?:[0-9a-f]{2})+)", r.stdout))
+        return out
 
     def __enter__(self):
         return self
@@ -329,6 +494,7 @@ def decode_body(headers, raw):
 
 
 def _cleanup_all():
+    drop = []
     for n in list(_ALL_NODES):
         try:
             n._kill()
@@ -336,6 +502,10 @@ def _cleanup_all():
             pass
         if not (n.keep or _STATE["failed"] or os.environ.get("CS_KEEP")):
             shutil.rmtree(n.tmp, ignore_errors=True)
+            if n.db and not n.db_dropped:
+                n.db_dropped = True
+                drop.append(n.db)
+    _pg_drop_dbs(drop)
 
 
 atexit.register(_cleanup_all)
@@ -828,8 +998,9 @@ def _watchdog(name, done, started):
         sys.stdout.write("--- thread %s\n%s" % (
             tid, "".join(traceback.format_stack(frame))))
     for n in list(_TEST_NODES):
-        sys.stdout.write("--- node %s log tail (%s):\n%s\n" % (
-            n.node_id, n.tmp, _tail(n.log_path)))
+        sys.stdout.write("--- node %s log tail (%s%s):\n%s\n" % (
+            n.node_id, n.tmp, ", database %s" % n.db_url if n.db else "",
+            _tail(n.log_path)))
     _STATE["failed"] = True
     _cleanup_all()
     sys.stdout.write("%d passed, %d failed\n" % (started[0], started[1] + 1))
@@ -843,17 +1014,23 @@ def run_tests(argv=None):
     exits 1 if any failed."""
     argv = sys.argv[1:] if argv is None else argv
     chosen = [t for t in _TESTS if not argv or t.__name__ in argv]
-    passed = failed = 0
+    passed = failed = skipped = 0
     counts = [0, 0]
+    if STORE != "sqlite":
+        print("store: %s (%s)" % (STORE, PG_URL))
     for fn in chosen:
         del _TEST_NODES[:]
+        _STATE["current"] = fn.__name__
         done = threading.Event()
         threading.Thread(target=_watchdog, args=(fn.__name__, done, counts),
                          daemon=True).start()
         t0 = time.monotonic()
         ok = True
+        skip = None
         try:
             fn()
+        except Skip as e:
+            skip = str(e)
         except BaseException as e:  # noqa: includes AssertionError
             if isinstance(e, KeyboardInterrupt):
                 raise
@@ -861,7 +1038,10 @@ def run_tests(argv=None):
             tb = traceback.format_exc()
         done.set()
         dt = time.monotonic() - t0
-        if ok:
+        if skip is not None:
+            skipped += 1
+            print("SKIP %s: %s" % (fn.__name__, skip))
+        elif ok:
             passed += 1
             print("PASS %s (%.2fs)" % (fn.__name__, dt))
         else:
@@ -869,10 +1049,12 @@ def run_tests(argv=None):
             print("FAIL %s (%.2fs)\n%s" % (fn.__name__, dt, tb.rstrip()))
             for n in list(_TEST_NODES):
                 n.keep = True
-                print("  node %s kept in %s; log tail:\n    %s" % (
-                    n.node_id, n.tmp, _tail(n.log_path).replace("\n", "\n    ")))
+                print("  node %s kept in %s%s; log tail:\n    %s" % (
+                    n.node_id, n.tmp, " (database %s)" % n.db_url if n.db else "",
+                    _tail(n.log_path).replace("\n", "\n    ")))
         counts[0], counts[1] = passed, failed
         sys.stdout.flush()
+    _STATE["current"] = None
     if failed:
         _STATE["failed"] = True
     # shut down shared nodes now, so nothing prints after the summary line
@@ -884,7 +1066,8 @@ def run_tests(argv=None):
             _STATE["failed"] = True
             print("FAIL shutdown of node %s: %s" % (n.node_id, e))
     _cleanup_all()
-    print("%d passed, %d failed" % (passed, failed))
+    print("%d passed, %d failed%s" % (passed, failed,
+                                      ", %d skipped" % skipped if skipped else ""))
     sys.stdout.flush()
     sys.exit(1 if failed else 0)
 

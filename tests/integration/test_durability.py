@@ -9,7 +9,8 @@ import threading
 import time
 
 from harness import (Node, SSEClient, bin_path, content_hash, expect_error, expect_ok,
-                     new_actor, run_tests, test, unique, wait_until)
+                     new_actor, run_tests, test, unique, wait_until,
+                     sqlite_only, sqlite_only_test)
 
 WRITERS = 6
 PER_ROUND = 100      # acknowledged writes before the kill; 3 rounds = 300+
@@ -208,7 +209,7 @@ def sigterm_finishes_in_flight_requests():
 @test
 def init_refuses_existing_data_dir():
     with Node(node_id="dur4", region="eu", start=False) as n:
-        r = subprocess.run([bin_path("ctxsync-node"), "init", "--data", n.data_dir,
+        r = subprocess.run([bin_path("ctxsync-node"), "init"] + n.store_args + [
                             "--node-id", "other", "--region", "us", "--admin", "admin"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
         assert r.returncode != 0, "init over an existing data dir succeeded"
@@ -218,10 +219,14 @@ def init_refuses_existing_data_dir():
         assert h["node_id"] == "dur4" and h["region"] == "eu", h
         expect_error(n.req("GET", "/actors", token="x" * 43), 401, "unauthenticated")
         expect_ok(n.req("GET", "/actors"))  # the original admin token still works
-        assert os.path.isdir(n.data_dir)
+        if sqlite_only("checks the SQLite data directory is still there"):
+            assert os.path.isdir(n.data_dir)
 
 
 @test
+@sqlite_only_test("a second serve on one SQLite data dir is refused (several "
+                  "may share a PostgreSQL database); new-epoch on PostgreSQL: "
+                  "test_scale_out.new_epoch_on_postgres")
 def new_epoch_after_restore_and_refused_while_serving():
     with Node(node_id="ep1", region="eu") as n:
         old = n.epoch

@@ -8,7 +8,7 @@ import os
 import sqlite3
 
 from harness import (Node, create_actor, expect_error, expect_ok, grant,
-                     run_tests, test, token_for, unique)
+                     run_tests, sqlite_only_test, test, token_for, unique)
 
 
 def info(n):
@@ -375,6 +375,7 @@ def property_random_interleavings_converge():
 
 
 @test
+@sqlite_only_test("rewrites the SQLite file back to schema 4 with python sqlite3")
 def migration_5_derives_tips_of_an_existing_database():
     """Schema 5 keeps a has_child flag (set by a trigger) instead of
     scanning for tips: a database from before it, with a resolved fork (a

@@ -182,16 +182,12 @@ def marker():
     return "HRSECRET-" + unique("m") + "-DO-NOT-LEAVE-EU"
 
 
-def no_bytes_under(directory, needle):
-    """True when `needle` occurs in no file under directory (SQLite
-    database, WAL, shared memory, blob files)."""
+def no_bytes_at_rest(node, needle):
+    """True when `needle` occurs nowhere in what the node's store keeps at
+    rest: SQLite: no file under its data dir (database, WAL, shared memory,
+    blob files); PostgreSQL: not in its database (Node.at_rest())."""
     nb = needle.encode()
-    for root, _, files in os.walk(directory):
-        for name in files:
-            with open(os.path.join(root, name), "rb") as f:
-                if nb in f.read():
-                    return False
-    return True
+    return not any(nb in data for data in node.at_rest().values())
 
 
 def wait_version(n, uri, version_id, timeout=20):
@@ -249,9 +245,8 @@ def bad_policy_and_peers_files_refused_at_start():
 
     def serve(*args, disable=None):
         with env(disable):
-            r = subprocess.run([bin_path("ctxsync-node"), "serve", "--data",
-                                n.data_dir, "--listen", "127.0.0.1:0"] +
-                               list(args), stdout=subprocess.PIPE,
+            r = subprocess.run([bin_path("ctxsync-node"), "serve"] + n.store_args +
+                               ["--listen", "127.0.0.1:0"] + list(args), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, timeout=20)
         return r.returncode, r.stderr.decode()
 
@@ -377,7 +372,7 @@ def feed_withholds_on_its_own():
     Bridge(eu, eu_tok, us, us_tok, residency=False)
     assert state_on(us, hr["uri"], hr["version_id"]) == "remote"
     assert state_on(us, doc["uri"], doc["version_id"]) == "inline"
-    assert no_bytes_under(us.data_dir, m)
+    assert no_bytes_at_rest(us, m)
 
 
 @bridged
@@ -396,7 +391,7 @@ def bridge_withholds_on_its_own():
     wait_until(lambda: br.link()["counters"].get("withheld_payloads", 0) >= 1,
                10)
     assert br.link()["counters"]["rejected"] == 0
-    assert no_bytes_under(us.data_dir, m)
+    assert no_bytes_at_rest(us, m)
 
 
 @bridged
@@ -419,7 +414,7 @@ def ingest_rejects_on_its_own():
     assert br.link()["counters"]["withheld_payloads"] == 0
     st, _, _ = us.req("GET", "/artifacts", query={"uri": hr["uri"]})
     assert st == 404
-    assert no_bytes_under(us.data_dir, m)
+    assert no_bytes_at_rest(us, m)
 
 
 @test
@@ -447,10 +442,10 @@ def ingest_check_direct_and_the_control():
         if expect == "rejected":
             assert res[hr["version_id"]]["reason"].startswith(
                 "residency: payload of ctx://acme/hr/"), res
-            assert no_bytes_under(us.data_dir, m)
+            assert no_bytes_at_rest(us, m)
         else:
             us.req("POST", "/federation/ingest", body, token=tok)
-            assert not no_bytes_under(us.data_dir, m)  # the control leaks
+            assert not no_bytes_at_rest(us, m)  # the control leaks
         us.close()
 
 
@@ -552,7 +547,7 @@ def on_demand_reads_cache_and_provenance():
     st, _, b = us.req("GET", "/artifacts", query={"uri": hr["uri"],
                                                    "metadata_only": 1})
     assert b["payload_state"] == "remote", b
-    assert no_bytes_under(us.data_dir, m)
+    assert no_bytes_at_rest(us, m)
 
     # denied by the home node: bob lacks the EU grant, carol is unknown there
     for who in ("bob", "carol"):
@@ -608,7 +603,7 @@ def on_demand_reads_cache_and_provenance():
     assert st == 503 and b["error"] == "unavailable" and \
         b["home_region"] == "eu" and h.get("retry-after"), (st, b)
     # the proof: no HR payload byte anywhere under the US data directory
-    assert no_bytes_under(us.data_dir, m)
+    assert no_bytes_at_rest(us, m)
 
 
 @bridged
@@ -633,7 +628,7 @@ def reader_without_policy_obeys_the_home_nodes_cache_verdict():
     assert st == 200 and b["content"] == "review " + m and \
         b["payload_state"] == "remote", (st, b)
     assert prov(us, hr["uri"])[0]["detail"]["cached"] is False
-    assert no_bytes_under(us.data_dir, m)
+    assert no_bytes_at_rest(us, m)
     st, _, b = us.req("GET", "/artifacts", token=toks["alice"],
                       query={"uri": pub["uri"]})
     assert st == 200 and b["payload_state"] == "inline", b

@@ -175,8 +175,8 @@ def tls_flag_and_file_errors_refuse_to_start():
             f.write("not a certificate\n")
 
         def serve(*args):
-            r = subprocess.run([bin_path("ctxsync-node"), "serve", "--data",
-                                n.data_dir, "--listen", "127.0.0.1:0"] + list(args),
+            r = subprocess.run([bin_path("ctxsync-node"), "serve"] + n.store_args +
+                               ["--listen", "127.0.0.1:0"] + list(args),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                timeout=20)
             return r.returncode, (r.stdout + r.stderr).decode()
@@ -198,8 +198,8 @@ def tls_flag_and_file_errors_refuse_to_start():
         # a group-readable key is served, with a warning
         os.chmod(key, 0o640)
         ready = os.path.join(n.tmp, "ready-tls")
-        p = subprocess.Popen([bin_path("ctxsync-node"), "serve", "--data",
-                              n.data_dir, "--listen", "127.0.0.1:0",
+        p = subprocess.Popen([bin_path("ctxsync-node"), "serve"] + n.store_args +
+                             ["--listen", "127.0.0.1:0",
                               "--ready-file", ready, "--tls-cert", crt,
                               "--tls-key", key], stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT)
@@ -475,14 +475,14 @@ def peer_without_replicate_on_a_uri_gets_that_event_rejected():
 def header_auth_refuses_a_non_loopback_address_without_the_explicit_flag():
     n = Node("eu-1", "eu", auth="header", start=False)
     try:
-        r = subprocess.run([bin_path("ctxsync-node"), "serve", "--data", n.data_dir,
-                            "--auth", "header", "--listen", "0.0.0.0:0"],
+        r = subprocess.run([bin_path("ctxsync-node"), "serve"] + n.store_args +
+                           ["--auth", "header", "--listen", "0.0.0.0:0"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
         assert r.returncode == 2, r
         assert b"--allow-insecure-header-auth" in r.stderr, r.stderr
         ready = os.path.join(n.tmp, "ready-any")
-        p = subprocess.Popen([bin_path("ctxsync-node"), "serve", "--data", n.data_dir,
-                              "--auth", "header", "--listen", "0.0.0.0:0",
+        p = subprocess.Popen([bin_path("ctxsync-node"), "serve"] + n.store_args +
+                             ["--auth", "header", "--listen", "0.0.0.0:0",
                               "--allow-insecure-header-auth", "--ready-file", ready],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
@@ -617,8 +617,8 @@ def limit_flags_are_validated():
         for args in (["--max-connections", "0"], ["--request-timeout", "x"],
                      ["--conn-memory-limit", "100"], ["--sse-max-per-actor", "-1"],
                      ["--max-connections-per-ip", "abc"]):
-            r = subprocess.run([bin_path("ctxsync-node"), "serve", "--data",
-                                n.data_dir, "--listen", "127.0.0.1:0"] + args,
+            r = subprocess.run([bin_path("ctxsync-node"), "serve"] + n.store_args +
+                               ["--listen", "127.0.0.1:0"] + args,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                timeout=20)
             assert r.returncode == 2 and args[0].encode() in r.stderr, (args, r)

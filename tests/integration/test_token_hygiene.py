@@ -198,12 +198,9 @@ def no_token_in_any_log_output_feed_or_data_file_and_rotation_without_downtime()
             # the init line of the harness log holds no token (init prints
             # it on stdout, which the harness does not log)
             corpus["%s log" % node.node_id] = log
-            for root, _, names in os.walk(node.data_dir):
-                for name in names:
-                    p = os.path.join(root, name)
-                    with open(p, "rb") as f:
-                        corpus["%s data file %s" % (node.node_id,
-                                                    os.path.relpath(p, node.data_dir))] = f.read()
+            # SQLite: every file of the data dir; PostgreSQL: the database
+            for name, data in node.at_rest().items():
+                corpus["%s data file %s" % (node.node_id, name)] = data
         for root, _, names in os.walk(br.tmp):
             for name in names:
                 with open(os.path.join(root, name), "rb") as f:
