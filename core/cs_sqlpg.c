@@ -76,6 +76,15 @@ skip_space(const char *s)
     return s;
 }
 
+/* True when the word after IS [NOT] makes a test PostgreSQL reads as
+ * SQLite does (IS NULL, IS TRUE, IS DISTINCT FROM ...): kept as is. */
+static bool
+is_keeps_is(const char *w, size_t n)
+{
+    return word_is(w, n, "NULL") || word_is(w, n, "DISTINCT") ||
+           word_is(w, n, "TRUE") || word_is(w, n, "FALSE");
+}
+
 /* True when s (after a parameter) reads IS [NOT] NULL: PostgreSQL cannot
  * type a parameter from that alone, so it is typed text (every such
  * parameter of the node is a text filter, as in "?2 IS NULL OR org = ?2"). */
@@ -170,15 +179,13 @@ cs_sqlpg_rewrite(const char *sql, int *nparams)
             if (word_is(s, wl, "IS")) {
                 const char *t = skip_space(s + wl);
                 size_t tl = word_len(t);
-                if (word_is(t, tl, "NULL") || word_is(t, tl, "DISTINCT") ||
-                    word_is(t, tl, "TRUE") || word_is(t, tl, "FALSE")) {
+                if (is_keeps_is(t, tl)) {
                     sb_putn(&b, s, wl);
                     s += wl;
                 } else if (word_is(t, tl, "NOT")) {
                     const char *u = skip_space(t + tl);
                     size_t ul = word_len(u);
-                    if (word_is(u, ul, "NULL") || word_is(u, ul, "DISTINCT") ||
-                        word_is(u, ul, "TRUE") || word_is(u, ul, "FALSE")) {
+                    if (is_keeps_is(u, ul)) {
                         sb_putn(&b, s, wl);
                         s += wl;
                     } else {
