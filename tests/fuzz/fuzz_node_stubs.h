@@ -38,7 +38,7 @@ struct cs_req {
 };
 
 FZ_WEAK cs_node *cs_req_node(cs_req *r) { return r->node; }
-FZ_WEAK sqlite3 *cs_req_db(cs_req *r) { (void)r; return NULL; }
+FZ_WEAK cs_db *cs_req_db(cs_req *r) { (void)r; return NULL; }
 FZ_WEAK const cs_actor *cs_req_actor(cs_req *r) { return &r->actor; }
 FZ_WEAK json_t *cs_req_body(cs_req *r) { return r->body; }
 FZ_WEAK const char *
@@ -107,7 +107,7 @@ cs_buf_appendf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
 /* ---- authorization, residency: decided by the fuzz input ---- */
 static bool fz_allow = true;
 FZ_WEAK bool
-cs_authz_check(cs_authz *a, sqlite3 *db, const cs_actor *actor,
+cs_authz_check(cs_authz *a, cs_db *db, const cs_actor *actor,
                const char *uri, unsigned op, char *matched_grant)
 {
     (void)a; (void)db; (void)actor; (void)op; (void)matched_grant;
@@ -119,15 +119,15 @@ FZ_WEAK const char *cs_op_name(unsigned op) { (void)op; return "op"; }
 FZ_WEAK const char *cs_store_node_id(const cs_store *s) { (void)s; return "fuzz-node"; }
 FZ_WEAK const char *cs_store_region(const cs_store *s) { (void)s; return "eu"; }
 FZ_WEAK const char *cs_store_epoch(const cs_store *s) { (void)s; return "00000000000000000000000000000000"; }
-FZ_WEAK sqlite3_stmt *cs_stmt(sqlite3 *db, const char *sql) { (void)db; (void)sql; FZ_NEVER("cs_stmt"); }
-FZ_WEAK cs_err cs_db_err(sqlite3 *db, int rc, cs_errbuf *eb) { (void)db; (void)rc; (void)eb; FZ_NEVER("cs_db_err"); }
-FZ_WEAK sqlite3 *cs_tx_db(cs_tx *tx) { (void)tx; FZ_NEVER("cs_tx_db"); }
+FZ_WEAK cs_dbst *cs_stmt(cs_db *db, const char *sql) { (void)db; (void)sql; FZ_NEVER("cs_stmt"); }
+FZ_WEAK cs_err cs_db_err(cs_db *db, int rc, cs_errbuf *eb) { (void)db; (void)rc; (void)eb; FZ_NEVER("cs_db_err"); }
+FZ_WEAK cs_db *cs_tx_db(cs_tx *tx) { (void)tx; FZ_NEVER("cs_tx_db"); }
 FZ_WEAK cs_store *cs_tx_store(cs_tx *tx) { (void)tx; FZ_NEVER("cs_tx_store"); }
 FZ_WEAK cs_err cs_tx_publish(cs_tx *tx, int64_t seq, const char *uri, const char *body)
 { (void)tx; (void)seq; (void)uri; (void)body; FZ_NEVER("cs_tx_publish"); }
 FZ_WEAK cs_err cs_blob_put(cs_tx *tx, const char *hash, const void *data, size_t len, cs_errbuf *eb)
 { (void)tx; (void)hash; (void)data; (void)len; (void)eb; FZ_NEVER("cs_blob_put"); }
-FZ_WEAK cs_err cs_blob_get(cs_store *s, sqlite3 *db, const char *hash, char **out, size_t *len, cs_errbuf *eb)
+FZ_WEAK cs_err cs_blob_get(cs_store *s, cs_db *db, const char *hash, char **out, size_t *len, cs_errbuf *eb)
 { (void)s; (void)db; (void)hash; (void)out; (void)len; (void)eb; FZ_NEVER("cs_blob_get"); }
 FZ_WEAK cs_err cs_prov_append(cs_tx *tx, const char *actor_id, const char *operation,
                               const char *uri, long long version_touched,
@@ -152,24 +152,28 @@ cs_store_write(cs_store *s, cs_write_fn fn, void *arg, cs_errbuf *eb)
     return fz_store_hook != NULL ? fz_store_hook(fn, arg) : CS_OK;
 }
 
-/* SQLite: the fuzzed paths never touch a database. */
-FZ_WEAK int sqlite3_bind_int(sqlite3_stmt *s, int i, int v) { (void)s; (void)i; (void)v; FZ_NEVER("sqlite3"); }
-FZ_WEAK int sqlite3_bind_int64(sqlite3_stmt *s, int i, sqlite3_int64 v) { (void)s; (void)i; (void)v; FZ_NEVER("sqlite3"); }
-FZ_WEAK int sqlite3_bind_null(sqlite3_stmt *s, int i) { (void)s; (void)i; FZ_NEVER("sqlite3"); }
-FZ_WEAK int sqlite3_bind_text(sqlite3_stmt *s, int i, const char *v, int n, void (*d)(void *))
-{ (void)s; (void)i; (void)v; (void)n; (void)d; FZ_NEVER("sqlite3"); }
-FZ_WEAK int sqlite3_bind_text64(sqlite3_stmt *s, int i, const char *v, sqlite3_uint64 n,
-                                void (*d)(void *), unsigned char e)
-{ (void)s; (void)i; (void)v; (void)n; (void)d; (void)e; FZ_NEVER("sqlite3"); }
-FZ_WEAK int sqlite3_changes(sqlite3 *db) { (void)db; FZ_NEVER("sqlite3"); }
-FZ_WEAK int sqlite3_errcode(sqlite3 *db) { (void)db; FZ_NEVER("sqlite3"); }
-FZ_WEAK int sqlite3_column_bytes(sqlite3_stmt *s, int i) { (void)s; (void)i; FZ_NEVER("sqlite3"); }
-FZ_WEAK int sqlite3_column_int(sqlite3_stmt *s, int i) { (void)s; (void)i; FZ_NEVER("sqlite3"); }
-FZ_WEAK sqlite3_int64 sqlite3_column_int64(sqlite3_stmt *s, int i) { (void)s; (void)i; FZ_NEVER("sqlite3"); }
-FZ_WEAK const unsigned char *sqlite3_column_text(sqlite3_stmt *s, int i) { (void)s; (void)i; FZ_NEVER("sqlite3"); }
-FZ_WEAK int sqlite3_column_type(sqlite3_stmt *s, int i) { (void)s; (void)i; FZ_NEVER("sqlite3"); }
-FZ_WEAK int sqlite3_reset(sqlite3_stmt *s) { (void)s; FZ_NEVER("sqlite3"); }
-FZ_WEAK int sqlite3_step(sqlite3_stmt *s) { (void)s; FZ_NEVER("sqlite3"); }
+/* The database (node/db.h): the fuzzed paths never touch one. */
+FZ_WEAK cs_dbst *cs_stmt_pg(cs_db *db, const char *sql, const char *pg_sql)
+{ (void)db; (void)sql; (void)pg_sql; FZ_NEVER("cs_stmt_pg"); }
+FZ_WEAK int cs_db_bind_int(cs_dbst *s, int i, int v) { (void)s; (void)i; (void)v; FZ_NEVER("db"); }
+FZ_WEAK int cs_db_bind_int64(cs_dbst *s, int i, int64_t v) { (void)s; (void)i; (void)v; FZ_NEVER("db"); }
+FZ_WEAK int cs_db_bind_null(cs_dbst *s, int i) { (void)s; (void)i; FZ_NEVER("db"); }
+FZ_WEAK int cs_db_bind_text(cs_dbst *s, int i, const char *v, int n, int life)
+{ (void)s; (void)i; (void)v; (void)n; (void)life; FZ_NEVER("db"); }
+FZ_WEAK int cs_db_bind_blob(cs_dbst *s, int i, const void *v, size_t n, int life)
+{ (void)s; (void)i; (void)v; (void)n; (void)life; FZ_NEVER("db"); }
+FZ_WEAK int cs_db_changes(cs_db *db) { (void)db; FZ_NEVER("db"); }
+FZ_WEAK int cs_db_errcode(cs_db *db) { (void)db; FZ_NEVER("db"); }
+FZ_WEAK const char *cs_db_errmsg(cs_db *db) { (void)db; FZ_NEVER("db"); }
+FZ_WEAK int cs_db_column_bytes(cs_dbst *s, int i) { (void)s; (void)i; FZ_NEVER("db"); }
+FZ_WEAK int cs_db_column_int(cs_dbst *s, int i) { (void)s; (void)i; FZ_NEVER("db"); }
+FZ_WEAK int64_t cs_db_column_int64(cs_dbst *s, int i) { (void)s; (void)i; FZ_NEVER("db"); }
+FZ_WEAK double cs_db_column_double(cs_dbst *s, int i) { (void)s; (void)i; FZ_NEVER("db"); }
+FZ_WEAK const void *cs_db_column_blob(cs_dbst *s, int i) { (void)s; (void)i; FZ_NEVER("db"); }
+FZ_WEAK const unsigned char *cs_db_column_text(cs_dbst *s, int i) { (void)s; (void)i; FZ_NEVER("db"); }
+FZ_WEAK int cs_db_column_type(cs_dbst *s, int i) { (void)s; (void)i; FZ_NEVER("db"); }
+FZ_WEAK int cs_db_reset(cs_dbst *s) { (void)s; FZ_NEVER("db"); }
+FZ_WEAK int cs_db_step(cs_dbst *s) { (void)s; FZ_NEVER("db"); }
 
 /* ---- helpers for the targets ---- */
 static void
