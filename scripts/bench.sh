@@ -5,6 +5,10 @@
 # line per workload and writes them to bench-results.json at the repo root.
 #   --quick   small sizes, ~1 minute of workloads (CI); default: full run,
 #             3 runs of each workload (not for CI)
+# bench.sh --scaleout [bench_scaleout.py options]: instead, the scale-out
+#   workload (1, 2, 3 node processes on one PostgreSQL vs SQLite, ~5 min;
+#   needs PostgreSQL 15, see scripts/pg-cluster.sh). Prints one JSON object
+#   and writes it to build-release/bench-scaleout.json.
 # Environment: BENCH_TMPDIR (where data dirs go; default $TMPDIR or /tmp),
 #   CS_BRIDGE_BIN (ctxsync-bridge to use; default build-release/bin/...),
 #   BENCH_JOBS (build parallelism, default 2), BENCH_BIN_DIR (use the
@@ -16,6 +20,13 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="$ROOT/build-release"
 JOBS="${BENCH_JOBS:-2}"
+SCRIPT="$ROOT/tests/bench/bench.py"
+OUT="$ROOT/bench-results.json"
+if [ "${1:-}" = "--scaleout" ]; then
+    shift
+    SCRIPT="$ROOT/tests/bench/bench_scaleout.py"
+    OUT="$BUILD/bench-scaleout.json"
+fi
 
 BIN_DIR="${BENCH_BIN_DIR:-$BUILD/bin}"
 if [ -z "${BENCH_BIN_DIR:-}" ]; then
@@ -38,9 +49,9 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 cd "$ROOT"
-python3 "$ROOT/tests/bench/bench.py" --bin-dir "$BIN_DIR" \
+python3 "$SCRIPT" --bin-dir "$BIN_DIR" \
     --bench-bin-dir "$BUILD/bench" --tmp-dir "$TMP_ROOT" \
-    --out "$ROOT/bench-results.json" "$@" &
+    --out "$OUT" "$@" &
 PY_PID=$!
 set +e
 wait "$PY_PID"

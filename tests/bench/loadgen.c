@@ -4,7 +4,11 @@
  * pipelining), request bytes precomputed per URI. Parses the status line,
  * Content-Length and chunked bodies. Prints one JSON line on stdout.
  *
- *   loadgen --addr HOST:PORT --mode MODE [options]
+ *   loadgen --addr HOST:PORT[,HOST:PORT...] --mode MODE [options]
+ *   several addresses (e.g. node processes sharing one PostgreSQL
+ *   database): connection i goes to address i % count, so the connections
+ *   are spread round-robin; the report then adds "per_addr" (responses
+ *   completed in the measured window per address, in --addr order).
  *   modes: create  POST /artifacts for each of --uris URIs (one request each)
  *          put     PUT /artifacts?uri= round-robin over --uris URIs
  *          get     GET /artifacts?uri= round-robin over --uris URIs
@@ -37,6 +41,7 @@
 #define VID_MAX 96
 #define BODY_KEEP_SMALL 8192
 #define BODY_KEEP_FEED (64u << 20)
+#define MAX_ADDRS 16
 
 typedef enum { M_CREATE, M_PUT, M_GET, M_PATH, M_FEED } lg_mode;
 
@@ -47,6 +52,7 @@ typedef struct req_tpl {
 
 typedef struct conn {
     int fd;
+    int ai; /* index into lg.addrs */
     bool connecting, busy;
     char *wbuf;
     size_t wlen, woff, wcap;
@@ -66,8 +72,9 @@ typedef struct ack {
 typedef struct lg {
     /* config */
     lg_mode mode;
-    struct sockaddr_storage sa;
-    socklen_t salen;
+    struct sockaddr_storage addrs[MAX_ADDRS];
+    socklen_t addrlens[MAX_ADDRS];
+    int naddrs;
     int nconns;
     double duration_s, warmup_s, rate;
     long long requests;
@@ -83,6 +90,7 @@ typedef struct lg {
     uint64_t ctr_base;
     long long issued, completed, measured, conn_errors, bad;
     long long status[600];
+    long long per_addr[MAX_ADDRS]; /* measured responses per address */
     int64_t t0, t_measure, t_end, t_last_done, t_first_send;
     bool stop_issuing;
     bc_lat lat;
@@ -98,7 +106,8 @@ static void
 usage(void)
 {
     fprintf(stderr,
-            "usage: loadgen --addr HOST:PORT --mode create|put|get|path|feed\n"
+            "usage: loadgen --addr HOST:PORT[,HOST:PORT...]\n"
+            "  --mode create|put|get|path|feed\n"
             "  [--conns N] [--duration S | --requests N] [--warmup S]\n"
             "  [--rate R] [--token T] [--uris N] [--uri-prefix P]\n"
             "  [--size BYTES] [--path P] [--limit L] [--ack-log FILE]\n");
@@ -248,7 +257,7 @@ conn_open(lg *g, conn *c)
 {
     struct epoll_event ev;
 
-    c->fd = bc_connect_nb(&g->sa, g->salen);
+    c->fd = bc_connect_nb(&g->addrs[c->ai], g->addrlens[c->ai]);
     if (c->fd < 0)
         return -1;
     c->connecting = true;
@@ -436,6 +445,7 @@ on_complete(lg *g, conn *c)
     if (c->t_send >= g->t_measure &&
         (g->t_end == 0 || now <= g->t_end + 1000000)) {
         g->measured++;
+        g->per_addr[c->ai]++;
         bc_lat_add(&g->lat, now - c->t_send);
     }
     if (ok && g->ack_log != NULL)
@@ -587,6 +597,12 @@ report(lg *g)
         first = false;
     }
     printf("}");
+    if (g->naddrs > 1) {
+        printf(",\"per_addr\":[");
+        for (int i = 0; i < g->naddrs; i++)
+            printf("%s%lld", i ? "," : "", g->per_addr[i]);
+        printf("]");
+    }
     if (g->mode == M_FEED)
         printf(",\"pages\":%lld,\"events\":%lld,\"events_per_s\":%.1f",
                g->feed_pages, g->feed_events, (double)g->feed_events / secs);
@@ -607,6 +623,7 @@ run(lg *g)
     }
     for (int i = 0; i < g->nconns; i++) {
         g->conns[i].fd = -1;
+        g->conns[i].ai = i % g->naddrs;
         if (conn_open(g, &g->conns[i]) != 0) {
             fprintf(stderr, "loadgen: connect: %s\n", strerror(errno));
             return -1;
@@ -683,6 +700,31 @@ run(lg *g)
     return 0;
 }
 
+/* "HOST:PORT[,HOST:PORT...]" into g->addrs. 0 on success. */
+static int
+parse_addrs(lg *g, const char *list)
+{
+    const char *p = list;
+
+    g->naddrs = 0;
+    while (*p != '\0') {
+        char one[128];
+        size_t n = strcspn(p, ",");
+        if (n == 0 || n >= sizeof(one) || g->naddrs == MAX_ADDRS)
+            return -1;
+        memcpy(one, p, n);
+        one[n] = '\0';
+        if (bc_parse_addr(one, &g->addrs[g->naddrs],
+                          &g->addrlens[g->naddrs]) != 0)
+            return -1;
+        g->naddrs++;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return g->naddrs > 0 ? 0 : -1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -734,7 +776,7 @@ main(int argc, char **argv)
         default: usage(); goto out;
         }
     }
-    if (addr == NULL || mode == NULL || bc_parse_addr(addr, &g->sa, &g->salen))
+    if (addr == NULL || mode == NULL || parse_addrs(g, addr) != 0)
         goto usage_out;
     if (strcmp(mode, "create") == 0)
         g->mode = M_CREATE;
