@@ -105,13 +105,6 @@ struct cs_store {
     _Atomic uint64_t n_notifies;
 };
 
-/* Runs sql (no parameters, no results) on db. */
-static int
-exec(cs_db *db, const char *sql, cs_errbuf *eb)
-{
-    return cs_db_exec(db, sql, eb);
-}
-
 static int
 open_conn(const char *path, int flags, bool sync_full, cs_db **out,
           cs_errbuf *eb)
@@ -121,7 +114,7 @@ open_conn(const char *path, int flags, bool sync_full, cs_db **out,
     if (cs_db_open_sqlite(path, flags, &db, eb) != CS_OK)
         return CS_DB_IOERR;
     sqlite3_busy_timeout(cs_db_handle(db), 10000);
-    rc = exec(db,
+    rc = cs_db_exec(db,
               sync_full ? "PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL;"
                           " PRAGMA cache_size=-16000;"
                         : "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;"
@@ -198,9 +191,9 @@ migrate(cs_db *db, cs_errbuf *eb)
 
     if (pg && (rv = pg_check_database(db, eb)) != CS_OK)
         return rv;
-    if (pg && (exec(db, "SELECT pg_advisory_lock(" STR(PG_MIGRATE_LOCK) ")",
+    if (pg && (cs_db_exec(db, "SELECT pg_advisory_lock(" STR(PG_MIGRATE_LOCK) ")",
                     eb) != CS_DB_OK ||
-               exec(db, "CREATE TABLE IF NOT EXISTS schema_version("
+               cs_db_exec(db, "CREATE TABLE IF NOT EXISTS schema_version("
                         "one INT PRIMARY KEY CHECK(one = 1),"
                         " version INT NOT NULL)",
                     eb) != CS_DB_OK))
@@ -223,7 +216,7 @@ migrate(cs_db *db, cs_errbuf *eb)
     }
     for (int i = (int)ver; i < count; i++) {
         char setver[160];
-        if (exec(db, "BEGIN IMMEDIATE", eb) != CS_DB_OK) {
+        if (cs_db_exec(db, "BEGIN IMMEDIATE", eb) != CS_DB_OK) {
             rv = CS_EDB;
             goto out;
         }
@@ -234,14 +227,14 @@ migrate(cs_db *db, cs_errbuf *eb)
                      i + 1);
         else
             snprintf(setver, sizeof(setver), "PRAGMA user_version=%d", i + 1);
-        if (exec(db, mig[i], eb) != CS_DB_OK ||
-            exec(db, setver, eb) != CS_DB_OK) {
-            exec(db, "ROLLBACK", NULL);
+        if (cs_db_exec(db, mig[i], eb) != CS_DB_OK ||
+            cs_db_exec(db, setver, eb) != CS_DB_OK) {
+            cs_db_exec(db, "ROLLBACK", NULL);
             rv = cs_errf(eb, CS_EDB, "migration %d failed: %s", i + 1,
                          eb ? eb->msg : "");
             goto out;
         }
-        if (exec(db, "COMMIT", eb) != CS_DB_OK) {
+        if (cs_db_exec(db, "COMMIT", eb) != CS_DB_OK) {
             rv = CS_EDB;
             goto out;
         }
@@ -250,7 +243,7 @@ migrate(cs_db *db, cs_errbuf *eb)
     }
 out:
     if (pg)
-        exec(db, "SELECT pg_advisory_unlock(" STR(PG_MIGRATE_LOCK) ")", NULL);
+        cs_db_exec(db, "SELECT pg_advisory_unlock(" STR(PG_MIGRATE_LOCK) ")", NULL);
     return rv;
 }
 
@@ -303,7 +296,7 @@ cs_store_init(const char *data_dir, const char *node_id, const char *region,
         rv = CS_EIO;
         goto out;
     }
-    if (exec(db, "PRAGMA journal_mode=WAL", eb) != CS_DB_OK) {
+    if (cs_db_exec(db, "PRAGMA journal_mode=WAL", eb) != CS_DB_OK) {
         rv = CS_EDB;
         goto out;
     }
@@ -533,7 +526,7 @@ cs_store_new_epoch(const char *data_dir, int64_t seq_floor,
     memset(out, 0, sizeof(*out));
     if ((rv = open_offline(data_dir, &lock_fd, &db, eb)) != CS_OK)
         return rv;
-    if (exec(db, "BEGIN IMMEDIATE", eb) != CS_DB_OK) {
+    if (cs_db_exec(db, "BEGIN IMMEDIATE", eb) != CS_DB_OK) {
         rv = CS_EDB;
         goto out;
     }
@@ -597,11 +590,11 @@ cs_store_new_epoch(const char *data_dir, int64_t seq_floor,
         rv = CS_EDB;
         goto rollback;
     }
-    if (exec(db, "COMMIT", eb) != CS_DB_OK)
+    if (cs_db_exec(db, "COMMIT", eb) != CS_DB_OK)
         rv = CS_EDB;
     goto out;
 rollback:
-    exec(db, "ROLLBACK", NULL);
+    cs_db_exec(db, "ROLLBACK", NULL);
 out:
     free(lost);
     cs_db_finalize(st);
@@ -711,7 +704,7 @@ writer_main(void *arg)
 
         /* PostgreSQL: the write lock makes this the only writer of the
          * database until COMMIT, as BEGIN IMMEDIATE does in SQLite */
-        rc = exec(s->wdb,
+        rc = cs_db_exec(s->wdb,
                   s->pg ? "BEGIN; SELECT pg_advisory_xact_lock("
                           STR(PG_WRITE_LOCK) ")"
                         : "BEGIN IMMEDIATE",
@@ -720,7 +713,7 @@ writer_main(void *arg)
             commit_rv = cs_db_err(s->wdb, rc, &ceb);
             /* ends what BEGIN may have opened (PostgreSQL: lets a lost
              * connection be re-established for the next group) */
-            exec(s->wdb, "ROLLBACK", NULL);
+            cs_db_exec(s->wdb, "ROLLBACK", NULL);
         }
         for (j = batch; j != NULL; j = j->next) {
             if (commit_rv != CS_OK) {
@@ -731,17 +724,17 @@ writer_main(void *arg)
             tx.events = NULL;
             tx.events_tail = &tx.events;
             tx.grants_changed = false;
-            exec(s->wdb, "SAVEPOINT w", NULL);
+            cs_db_exec(s->wdb, "SAVEPOINT w", NULL);
             j->rv = j->fn(&tx, j->arg, &j->eb);
             if (j->rv == CS_OK) {
-                exec(s->wdb, "RELEASE w", NULL);
+                cs_db_exec(s->wdb, "RELEASE w", NULL);
                 if (tx.events != NULL) {
                     *all_tail = tx.events;
                     all_tail = tx.events_tail;
                 }
                 grants = grants || tx.grants_changed;
             } else {
-                exec(s->wdb, "ROLLBACK TO w; RELEASE w", NULL);
+                cs_db_exec(s->wdb, "ROLLBACK TO w; RELEASE w", NULL);
                 free_events(tx.events);
             }
             tx.events = NULL;
@@ -749,15 +742,15 @@ writer_main(void *arg)
         /* PostgreSQL delivers notifications at COMMIT, to every
          * process's listener (this one's too) */
         if (commit_rv == CS_OK && s->pg && all != NULL)
-            exec(s->wdb, "NOTIFY ctxsync_events", NULL);
+            cs_db_exec(s->wdb, "NOTIFY ctxsync_events", NULL);
         if (commit_rv == CS_OK && s->pg && grants)
-            exec(s->wdb, "NOTIFY ctxsync_grants", NULL);
+            cs_db_exec(s->wdb, "NOTIFY ctxsync_grants", NULL);
         if (commit_rv == CS_OK) {
-            rc = exec(s->wdb, "COMMIT", &ceb);
+            rc = cs_db_exec(s->wdb, "COMMIT", &ceb);
             if (rc != CS_DB_OK) {
                 commit_rv = cs_db_err(s->wdb, cs_db_errcode(s->wdb),
                                       &ceb);
-                exec(s->wdb, "ROLLBACK", NULL);
+                cs_db_exec(s->wdb, "ROLLBACK", NULL);
                 cs_log(CS_LOG_ERROR, "DB-COMMIT", "group commit of %zu writes "
                        "failed: %s", n, ceb.msg);
                 for (j = batch; j != NULL; j = j->next) {
@@ -1259,7 +1252,7 @@ cs_store_open(const cs_store_opts *o, cs_store **out, cs_errbuf *eb)
         rv = CS_EIO;
         goto out;
     }
-    if (exec(s->wdb, "PRAGMA journal_mode=WAL", eb) != CS_DB_OK) {
+    if (cs_db_exec(s->wdb, "PRAGMA journal_mode=WAL", eb) != CS_DB_OK) {
         rv = CS_EDB;
         goto out;
     }
@@ -1309,7 +1302,7 @@ cs_store_close(cs_store *s)
         ckpt_stop(s);
     nng_close(s->pub);
     if (!s->pg)
-        exec(s->wdb, "PRAGMA wal_checkpoint(PASSIVE)", NULL);
+        cs_db_exec(s->wdb, "PRAGMA wal_checkpoint(PASSIVE)", NULL);
     cs_db_close(s->wdb);
     if (s->lock_fd >= 0)
         close(s->lock_fd);
@@ -1332,17 +1325,17 @@ cs_store_reader(cs_store *s, cs_db **out)
          * (docs/scale-out.md section 7) */
         if (cs_db_open_pg(s->data_dir, &db, NULL) != CS_OK)
             return CS_EIO;
-        exec(db, "SET default_transaction_read_only = on", NULL);
+        cs_db_exec(db, "SET default_transaction_read_only = on", NULL);
         *out = db;
         return CS_OK;
     }
     if (open_conn(s->db_path, SQLITE_OPEN_READWRITE, s->sync_full, &db,
                   NULL) != CS_DB_OK)
         return CS_EIO;
-    exec(db, "PRAGMA query_only=ON", NULL);
+    cs_db_exec(db, "PRAGMA query_only=ON", NULL);
     /* Readers are many (one per worker): 4 MB of page cache each keeps the
      * node's RSS bounded; the writer keeps 16 MB. */
-    exec(db, "PRAGMA cache_size=-4000", NULL);
+    cs_db_exec(db, "PRAGMA cache_size=-4000", NULL);
     *out = db;
     return CS_OK;
 }
