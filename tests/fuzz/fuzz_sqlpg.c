@@ -58,8 +58,12 @@ check_redact(const char *in)
             /* scheme://user:***@... : the text up to the ':' kept, the
              * password replaced */
             size_t keep = (size_t)(colon - in);
-            CHECK(strncmp(out, in, keep) == 0);
-            CHECK(strncmp(out + keep, ":***@", 5) == 0);
+            const char *pw = strstr(out, "password=***");
+            /* or a "password=" before the ':' hid everything after it */
+            if (pw == NULL || (size_t)(pw - out) > keep) {
+                CHECK(strncmp(out, in, keep) == 0);
+                CHECK(strncmp(out + keep, ":***@", 5) == 0);
+            }
         }
     }
 }
